@@ -1,0 +1,288 @@
+//! The span contract: one table of columns that drives the Arrow schema, ingest validation and the
+//! documentation. Every other stage reads the contract from here; nothing else spells out column types.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+/// How a column is typed on the wire (JSON) and in Arrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// utf8 string.
+    Str,
+    /// utf8 holding JSON text; the wire accepts a JSON string or any JSON value (serialised as-is).
+    JsonText,
+    /// timestamp(ns, UTC); the wire accepts an RFC 3339 string or integer Unix nanoseconds.
+    Timestamp,
+    F64,
+    I64,
+    U16,
+    U32,
+    U64,
+    Bool,
+    /// list<utf8>; the wire accepts an array of strings.
+    StrList,
+    /// map<utf8, utf8>; the wire accepts an object whose values are scalars (non-strings are stringified).
+    StrMap,
+}
+
+/// One column of the span contract.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub doc: &'static str,
+}
+
+const fn col(name: &'static str, kind: Kind, doc: &'static str) -> Column {
+    Column { name, kind, doc }
+}
+
+/// Column names used by code in other stages (kept here so a rename is one edit).
+pub mod names {
+    pub const TRACE_ID: &str = "trace_id";
+    pub const SPAN_ID: &str = "span_id";
+    pub const START_TIME: &str = "start_time";
+    pub const END_TIME: &str = "end_time";
+    pub const DURATION_MS: &str = "duration_ms";
+    pub const ATTRIBUTES: &str = "attributes";
+}
+
+/// The columns in table order. Unknown is NULL, never 0.
+pub const COLUMNS: &[Column] = &[
+    col(
+        "trace_id",
+        Kind::Str,
+        "trace id (32 hex chars); generated when absent",
+    ),
+    col(
+        "span_id",
+        Kind::Str,
+        "span id (16 hex chars); generated when absent; ingest is idempotent on it",
+    ),
+    col(
+        "parent_span_id",
+        Kind::Str,
+        "parent span id, from a captured traceparent",
+    ),
+    col(
+        "start_time",
+        Kind::Timestamp,
+        "REQUIRED. first request byte",
+    ),
+    col(
+        "end_time",
+        Kind::Timestamp,
+        "last response byte; derived from duration_ms when absent",
+    ),
+    col(
+        "duration_ms",
+        Kind::F64,
+        "total latency; derived from end_time when absent",
+    ),
+    col(
+        "ttft_ms",
+        Kind::F64,
+        "time to first content-bearing chunk (streams)",
+    ),
+    col("source", Kind::Str, "ebpf | otlp | api (default api)"),
+    col("span_kind", Kind::Str, "client | server (default client)"),
+    col("host", Kind::Str, "host name"),
+    col("service_name", Kind::Str, "workload / service"),
+    col("k8s_namespace", Kind::Str, "Kubernetes namespace"),
+    col("k8s_pod", Kind::Str, "Kubernetes pod"),
+    col("container_id", Kind::Str, "container id"),
+    col("pid", Kind::U32, "calling process id"),
+    col("process_name", Kind::Str, "calling process name"),
+    col("exe", Kind::Str, "calling process executable"),
+    col("server_address", Kind::Str, "peer address or host name"),
+    col("server_port", Kind::U16, "peer port"),
+    col("client_address", Kind::Str, "client address"),
+    col(
+        "tls_library",
+        Kind::Str,
+        "openssl, boringssl, go, plaintext, ...",
+    ),
+    col("http_version", Kind::Str, "1.1, 2"),
+    col("http_method", Kind::Str, "HTTP method"),
+    col("url_path", Kind::Str, "HTTP path (no secrets in query)"),
+    col("http_status", Kind::U16, "HTTP status (100..=599)"),
+    col(
+        "provider",
+        Kind::Str,
+        "gen_ai.provider.name: openai, anthropic, aws.bedrock, ...",
+    ),
+    col(
+        "operation",
+        Kind::Str,
+        "chat, text_completion, embeddings, generate_content, ...",
+    ),
+    col("request_model", Kind::Str, "model asked for"),
+    col("response_model", Kind::Str, "model that answered"),
+    col("response_id", Kind::Str, "provider response id"),
+    col("streaming", Kind::Bool, "streamed response"),
+    col("finish_reasons", Kind::StrList, "finish reasons"),
+    col(
+        "input_tokens",
+        Kind::I64,
+        "input tokens (>= 0), incl. cached",
+    ),
+    col(
+        "output_tokens",
+        Kind::I64,
+        "output tokens (>= 0), incl. reasoning",
+    ),
+    col(
+        "cache_read_tokens",
+        Kind::I64,
+        "cached input tokens read (>= 0)",
+    ),
+    col(
+        "cache_creation_tokens",
+        Kind::I64,
+        "input tokens written to cache (>= 0)",
+    ),
+    col("reasoning_tokens", Kind::I64, "reasoning tokens (>= 0)"),
+    col(
+        "cost_usd",
+        Kind::F64,
+        "cost in USD (>= 0); NULL when the model is unknown",
+    ),
+    col("temperature", Kind::F64, "request temperature"),
+    col("top_p", Kind::F64, "request top_p"),
+    col("max_tokens", Kind::I64, "request max tokens"),
+    col(
+        "error_type",
+        Kind::Str,
+        "provider error type or HTTP status class",
+    ),
+    col("error_message", Kind::Str, "error message"),
+    col(
+        "input_messages",
+        Kind::JsonText,
+        "prompt messages, OTel GenAI JSON",
+    ),
+    col(
+        "output_messages",
+        Kind::JsonText,
+        "completion messages, OTel GenAI JSON",
+    ),
+    col(
+        "system_instructions",
+        Kind::JsonText,
+        "system instructions, OTel GenAI JSON",
+    ),
+    col("tool_definitions", Kind::JsonText, "tool definitions, JSON"),
+    col("request_bytes", Kind::U64, "request body bytes"),
+    col("response_bytes", Kind::U64, "response body bytes"),
+    col(
+        "capture_flags",
+        Kind::StrList,
+        "truncated, redacted, mid_stream_attach, ...",
+    ),
+    col(
+        "attributes",
+        Kind::StrMap,
+        "everything else; unknown input fields land here",
+    ),
+];
+
+/// Index of a column by name.
+pub fn column_index(name: &str) -> Option<usize> {
+    COLUMNS.iter().position(|c| c.name == name)
+}
+
+impl Kind {
+    pub fn data_type(self) -> DataType {
+        match self {
+            Kind::Str | Kind::JsonText => DataType::Utf8,
+            Kind::Timestamp => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            Kind::F64 => DataType::Float64,
+            Kind::I64 => DataType::Int64,
+            Kind::U16 => DataType::UInt16,
+            Kind::U32 => DataType::UInt32,
+            Kind::U64 => DataType::UInt64,
+            Kind::Bool => DataType::Boolean,
+            Kind::StrList => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            Kind::StrMap => DataType::Map(
+                Arc::new(Field::new(
+                    "entries",
+                    DataType::Struct(Fields::from(vec![
+                        Field::new("keys", DataType::Utf8, false),
+                        Field::new("values", DataType::Utf8, true),
+                    ])),
+                    false,
+                )),
+                false,
+            ),
+        }
+    }
+
+    /// The word used in validation messages ("expected integer").
+    pub fn expected(self) -> &'static str {
+        match self {
+            Kind::Str => "string",
+            Kind::JsonText => "JSON value or string",
+            Kind::Timestamp => "RFC 3339 timestamp or integer Unix nanoseconds",
+            Kind::F64 => "number",
+            Kind::I64 => "integer",
+            Kind::U16 | Kind::U32 | Kind::U64 => "non-negative integer",
+            Kind::Bool => "boolean",
+            Kind::StrList => "array of strings",
+            Kind::StrMap => "object of scalars",
+        }
+    }
+}
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let fields: Vec<Field> = COLUMNS
+        .iter()
+        .map(|c| {
+            // start_time, end_time, trace_id and span_id are always filled in by ingest.
+            let nullable = !matches!(c.name, "trace_id" | "span_id" | "start_time" | "end_time");
+            Field::new(c.name, c.kind.data_type(), nullable)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+});
+
+/// The Arrow schema of the `spans` table (and of every Parquet file and WAL record).
+pub fn span_schema() -> SchemaRef {
+    SCHEMA.clone()
+}
+
+/// A Markdown table of the contract, for the README and `lumen schema`.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| column | type | notes |\n|---|---|---|\n");
+    for c in COLUMNS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            c.name,
+            c.kind.data_type(),
+            c.doc
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_matches_columns() {
+        let schema = span_schema();
+        assert_eq!(schema.fields().len(), COLUMNS.len());
+        assert_eq!(
+            column_index("start_time"),
+            schema.index_of("start_time").ok()
+        );
+        assert!(!schema.field_with_name("span_id").unwrap().is_nullable());
+        assert!(
+            schema
+                .field_with_name("input_tokens")
+                .unwrap()
+                .is_nullable()
+        );
+    }
+}

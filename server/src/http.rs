@@ -1,0 +1,450 @@
+//! The HTTP API: `POST /v1/spans`, `POST|GET /v1/sql`, `/healthz`, `/metrics`.
+//! Handlers translate between HTTP and the stages; every rejection names what was wrong.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use lumen_ingest::{BodyFormat, IngestError, Ingester, ParseError, parse_spans};
+use lumen_query::{QueryEngine, QueryError};
+
+use crate::config::ServeConfig;
+use crate::format::{ResultFormat, encode};
+use crate::metrics::Metrics;
+
+pub struct AppState {
+    pub config: ServeConfig,
+    pub ingester: Ingester,
+    pub engine: QueryEngine,
+    pub metrics: Metrics,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/spans", post(ingest_spans))
+        .route("/v1/sql", post(sql_post).get(sql_get))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// An error answer: status, message, optional details and headers.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    details: Option<serde_json::Value>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let Some(details) = self.details {
+            body["errors"] = details;
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Constant-time comparison, so a token cannot be guessed byte by byte from response times.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authorize(headers: &HeaderMap, token: &Option<String>) -> Result<(), ApiError> {
+    let Some(expected) = token else { return Ok(()) };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    match given {
+        Some(t) if same_secret(t.trim().as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid bearer token",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing Authorization: Bearer <token>",
+        )),
+    }
+}
+
+fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(BodyFormat::Auto);
+    };
+    let text = value.to_str().unwrap_or("");
+    let media = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "application/json" | "text/json" => Ok(BodyFormat::Auto),
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines" => Ok(BodyFormat::Ndjson),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "unsupported Content-Type {text:?}: send application/json (an array) or application/x-ndjson"
+            ),
+        )),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(Encoding::Identity);
+    };
+    let text = value.to_str().unwrap_or("");
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(Encoding::Identity),
+        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+        "zstd" => Ok(Encoding::Zstd),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported Content-Encoding {text:?}: use gzip, zstd or none"),
+        )),
+    }
+}
+
+fn too_large(limit: usize, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("{what} is over the limit of {limit} bytes (--max-body)"),
+    )
+}
+
+/// Decodes a compressed body, refusing to inflate past `limit` (a small gzip bomb stays small).
+fn decode_body(encoding: Encoding, raw: Bytes, limit: usize) -> Result<Bytes, ApiError> {
+    let bad = |e: std::io::Error, name: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("body is not valid {name}: {e}"),
+        )
+    };
+    let mut out = Vec::new();
+    let read = match encoding {
+        Encoding::Identity => return Ok(raw),
+        Encoding::Gzip => flate2::read::MultiGzDecoder::new(&raw[..])
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| bad(e, "gzip")),
+        Encoding::Zstd => {
+            let decoder = zstd::stream::read::Decoder::new(&raw[..]).map_err(|e| bad(e, "zstd"))?;
+            decoder
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| bad(e, "zstd"))
+        }
+    }?;
+    if read > limit {
+        return Err(too_large(limit, "the decompressed body"));
+    }
+    Ok(Bytes::from(out))
+}
+
+fn parse_error(e: ParseError) -> ApiError {
+    let details = serde_json::to_value(
+        e.errors
+            .iter()
+            .map(|l| json!({"line": l.line, "field": l.field, "message": l.message}))
+            .collect::<Vec<_>>(),
+    )
+    .ok();
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        message: e.to_string(),
+        details,
+        retry_after: None,
+    }
+}
+
+async fn ingest_spans(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    match ingest_inner(&state, request).await {
+        Ok(response) => {
+            state.metrics.count_ingest("ok");
+            response
+        }
+        Err(e) => {
+            let outcome = match e.status {
+                StatusCode::BAD_REQUEST => "bad_request",
+                StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported",
+                StatusCode::UNAUTHORIZED => "unauthorized",
+                StatusCode::SERVICE_UNAVAILABLE => "overloaded",
+                _ => "error",
+            };
+            state.metrics.count_ingest(outcome);
+            e.into_response()
+        }
+    }
+}
+
+async fn ingest_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    let headers = request.headers().clone();
+    authorize(&headers, &state.config.ingest_token)?;
+    let format = body_format(&headers)?;
+    let encoding = content_encoding(&headers)?;
+    let limit = state.config.max_body;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(too_large(limit, "the body"));
+    }
+    // Refuse early when over a bound, before reading a large body for nothing.
+    state.ingester.check_capacity().map_err(ingest_error)?;
+    let raw = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|e| {
+            // The limit is the only way `to_bytes` fails on a healthy connection.
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                too_large(limit, "the body")
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the body failed: {e}"),
+                )
+            }
+        })?;
+    let batch = tokio::task::spawn_blocking(move || {
+        let body = decode_body(encoding, raw, limit)?;
+        parse_spans(&body, format).map_err(parse_error)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("ingest task failed: {e}"),
+        )
+    })?
+    .inspect_err(|e| {
+        if e.status == StatusCode::BAD_REQUEST {
+            state.metrics.spans_rejected.inc();
+        }
+    })?;
+    let ack = state.ingester.ingest(batch).await.map_err(ingest_error)?;
+    Ok(axum::Json(json!({"accepted": ack.accepted, "duplicates": ack.duplicates})).into_response())
+}
+
+fn ingest_error(e: IngestError) -> ApiError {
+    let retry_after = match &e {
+        IngestError::Overloaded {
+            retry_after_secs, ..
+        } => Some(*retry_after_secs),
+        _ => Some(5),
+    };
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: e.to_string(),
+        details: None,
+        retry_after,
+    }
+}
+
+#[derive(Deserialize)]
+struct SqlBody {
+    sql: String,
+    format: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SqlParams {
+    q: Option<String>,
+    format: Option<String>,
+}
+
+async fn sql_post(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<SqlParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &state.config.query_token)?;
+    let request: SqlBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("body must be JSON like {{\"sql\": \"SELECT ...\"}}: {e}"),
+        )
+    })?;
+    let format = request.format.or(params.format);
+    run_sql(&state, &headers, &request.sql, format.as_deref()).await
+}
+
+async fn sql_get(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<SqlParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&headers, &state.config.query_token)?;
+    let Some(sql) = params.q else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing query parameter q (the SQL text)",
+        ));
+    };
+    run_sql(&state, &headers, &sql, params.format.as_deref()).await
+}
+
+async fn run_sql(
+    state: &AppState,
+    headers: &HeaderMap,
+    sql: &str,
+    format: Option<&str>,
+) -> Result<Response, ApiError> {
+    let format = match format {
+        Some(name) => ResultFormat::parse(name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown format {name:?}: use json, ndjson, csv, arrow or parquet"),
+            )
+        })?,
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ResultFormat::from_accept)
+            .unwrap_or(ResultFormat::Json),
+    };
+    let started = Instant::now();
+    let result = state.engine.query(sql).await;
+    let elapsed = started.elapsed();
+    state.metrics.query_seconds.observe(elapsed.as_secs_f64());
+    let result = result.map_err(|e| {
+        state
+            .metrics
+            .count_query(if matches!(e, QueryError::Refused(_)) {
+                "refused"
+            } else {
+                "error"
+            });
+        ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+    })?;
+    state.metrics.count_query("ok");
+    let elapsed_ms = elapsed.as_secs_f64() * 1e3;
+    let body = tokio::task::spawn_blocking(move || {
+        encode(format, &result.schema, &result.batches, elapsed_ms)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding task failed: {e}"),
+        )
+    })?
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((
+        [(header::CONTENT_TYPE, format.content_type())],
+        Body::from(body),
+    )
+        .into_response())
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match state.metrics.render() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_bomb_is_refused_and_good_gzip_decodes() {
+        use flate2::{Compression, write::GzEncoder};
+        use std::io::Write;
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(&vec![b' '; 1 << 20]).unwrap();
+        let bomb = Bytes::from(enc.finish().unwrap());
+        assert!(bomb.len() < 10_000);
+        let err = decode_body(Encoding::Gzip, bomb.clone(), 1000)
+            .err()
+            .unwrap();
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            decode_body(Encoding::Gzip, bomb, 2 << 20)
+                .ok()
+                .unwrap()
+                .len(),
+            1 << 20
+        );
+        let err = decode_body(Encoding::Zstd, Bytes::from_static(b"nope"), 1000)
+            .err()
+            .unwrap();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn tokens_are_checked() {
+        let mut h = HeaderMap::new();
+        assert!(authorize(&h, &None).is_ok());
+        assert_eq!(
+            authorize(&h, &Some("s".into())).err().unwrap().status,
+            StatusCode::UNAUTHORIZED
+        );
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s"));
+        assert!(authorize(&h, &Some("s".into())).is_ok());
+        assert!(authorize(&h, &Some("t".into())).is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! The flush loop: moves hot batches into Parquet by size or age, commits them to the manifest, then lets
+//! the WAL drop what is persisted. While the object store fails it retries with backoff; the WAL keeps
+//! every acknowledged span meanwhile (and ingest answers 503 once the WAL or the buffer is over its bound).
+//!
+//! Order of a flush, which is what makes it crash-safe and duplicate-free:
+//! 1. write Parquet files (unreferenced until step 2: a crash here leaves only orphan objects),
+//! 2. commit one manifest delta with the files and the WAL sequence they cover (the atomic step),
+//! 3. drop the batches from the hot buffer (queries switch from hot rows to the files),
+//! 4. delete WAL segments at or below that sequence (replay skips them anyway, see `Wal::open`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use lumen_ingest::{HotBuffer, Ingester};
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::sync::watch;
+
+use crate::manifest::{Manifest, ManifestError};
+use crate::writer::{WriteError, WriterConfig, write_spans};
+
+#[derive(Debug, Clone)]
+pub struct FlushPolicy {
+    /// Flush when the hot buffer holds this many bytes.
+    pub max_bytes: usize,
+    /// Flush when the oldest unflushed span is this old.
+    pub max_age: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlushError {
+    #[error("writing Parquet: {0}")]
+    Write(#[from] WriteError),
+    #[error("committing the manifest: {0}")]
+    Manifest(#[from] ManifestError),
+}
+
+/// Counters and the last flush's timing, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct PersistStats {
+    pub flushes: AtomicU64,
+    pub flush_failures: AtomicU64,
+    pub rows_flushed: AtomicU64,
+    pub files_written: AtomicU64,
+    pub bytes_written: AtomicU64,
+    /// Sum of flush durations in microseconds.
+    pub flush_micros_total: AtomicU64,
+}
+
+/// A flush whose manifest commit failed: the commit may still have landed (the answer was lost), so the
+/// next attempt first checks the manifest before it either completes this flush or discards its files.
+#[derive(Debug)]
+struct Unconfirmed {
+    through_seq: u64,
+    rows: usize,
+    files: Vec<String>,
+}
+
+pub struct Persister {
+    pub store: Arc<dyn ObjectStore>,
+    pub manifest: Arc<Manifest>,
+    pub ingester: Ingester,
+    pub policy: FlushPolicy,
+    pub writer: WriterConfig,
+    pub stats: Arc<PersistStats>,
+    unconfirmed: Option<Unconfirmed>,
+    /// Files written by failed flushes and not referenced by the manifest: deleted when the store allows,
+    /// so readers of the directory (DuckDB, Athena) never count a span twice.
+    orphans: Vec<String>,
+}
+
+impl Persister {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        manifest: Arc<Manifest>,
+        ingester: Ingester,
+        policy: FlushPolicy,
+        writer: WriterConfig,
+        stats: Arc<PersistStats>,
+    ) -> Self {
+        Persister {
+            store,
+            manifest,
+            ingester,
+            policy,
+            writer,
+            stats,
+            unconfirmed: None,
+            orphans: Vec::new(),
+        }
+    }
+
+    fn buffer(&self) -> &Arc<HotBuffer> {
+        self.ingester.buffer()
+    }
+
+    fn due(&self) -> bool {
+        self.buffer().bytes() >= self.policy.max_bytes
+            || self
+                .buffer()
+                .oldest_age()
+                .is_some_and(|age| age >= self.policy.max_age)
+    }
+
+    /// Settles a flush whose commit failed: completed if its delta landed after all, else its files
+    /// become orphans to delete.
+    async fn settle_unconfirmed(&mut self) -> Result<(), FlushError> {
+        let Some(pending) = self.unconfirmed.take() else {
+            return Ok(());
+        };
+        if let Err(e) = self.manifest.refresh().await {
+            self.unconfirmed = Some(pending);
+            return Err(e.into());
+        }
+        if self
+            .manifest
+            .snapshot()
+            .persisted_seq(self.manifest.writer_id())
+            >= pending.through_seq
+        {
+            tracing::info!(
+                rows = pending.rows,
+                "a flush whose answer was lost had committed; completing it"
+            );
+            self.complete(pending.through_seq).await;
+        } else {
+            self.orphans.extend(pending.files);
+        }
+        Ok(())
+    }
+
+    async fn complete(&self, through_seq: u64) {
+        self.buffer().complete_flush(through_seq);
+        self.ingester.mark_persisted(through_seq).await;
+    }
+
+    async fn delete_orphans(&mut self) {
+        let mut left = Vec::new();
+        for path in std::mem::take(&mut self.orphans) {
+            match self.store.delete(&path.as_str().into()).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(_) => left.push(path),
+            }
+        }
+        self.orphans = left;
+    }
+
+    /// Flushes everything buffered now. Returns the number of rows flushed.
+    pub async fn flush_once(&mut self) -> Result<usize, FlushError> {
+        self.settle_unconfirmed().await?;
+        self.delete_orphans().await;
+        let Some(set) = self.buffer().flush_set() else {
+            return Ok(0);
+        };
+        let started = Instant::now();
+        let mut files = Vec::new();
+        if let Err(e) = write_spans(&self.store, &set.batches, &self.writer, &mut files).await {
+            self.orphans.extend(files.into_iter().map(|f| f.path));
+            return Err(e.into());
+        }
+        let bytes: u64 = files.iter().map(|f| f.size).sum();
+        let count = files.len() as u64;
+        let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+        if let Err(e) = self.manifest.commit(files, set.through_seq).await {
+            self.unconfirmed = Some(Unconfirmed {
+                through_seq: set.through_seq,
+                rows: set.rows,
+                files: paths,
+            });
+            return Err(e.into());
+        }
+        self.complete(set.through_seq).await;
+        let s = &self.stats;
+        s.flushes.fetch_add(1, Ordering::Relaxed);
+        s.rows_flushed.fetch_add(set.rows as u64, Ordering::Relaxed);
+        s.files_written.fetch_add(count, Ordering::Relaxed);
+        s.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        s.flush_micros_total
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        tracing::debug!(rows = set.rows, files = count, bytes, elapsed = ?started.elapsed(), "flushed");
+        Ok(set.rows)
+    }
+
+    /// Runs until `shutdown` turns true, then makes one last attempt to flush.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        const TICK: Duration = Duration::from_millis(200);
+        const MAX_BACKOFF: Duration = Duration::from_secs(30);
+        let mut backoff = Duration::from_millis(500);
+        let mut retry_at: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(TICK) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                if let Err(e) = self.flush_once().await {
+                    tracing::warn!(error = %e, "final flush failed; the WAL keeps the spans for the next start");
+                }
+                return;
+            }
+            if retry_at.is_some_and(|t| Instant::now() < t) || !self.due() {
+                continue;
+            }
+            match self.flush_once().await {
+                Ok(_) => {
+                    if retry_at.take().is_some() {
+                        tracing::info!("object store is back; flushing resumed");
+                    }
+                    backoff = Duration::from_millis(500);
+                }
+                Err(e) => {
+                    self.stats.flush_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, retry_in = ?backoff, "flush failed; spans stay in the WAL");
+                    retry_at = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, builds the workspace once
+# (debug), runs the Rust unit and integration tests, then the end-to-end tests against the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+log() { printf '\n== %s\n' "$*"; }
+
+# System packages (clang and libbpf are for the eBPF sensor; pkg-config and a C toolchain for -sys crates).
+need_apt=()
+for pkg in clang libbpf-dev pkg-config; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Python virtualenv: the S3 server (moto), boto3, DuckDB, pyarrow, pytest.
+VENV="$ROOT/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  log "python virtualenv"
+  python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c "import sys; sys.exit(0 if open('$VENV/.requirements').read() == open('tests/requirements.txt').read() else 1)" 2>/dev/null; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$VENV/.requirements"
+fi
+export VIRTUAL_ENV="$VENV"
+
+log "cargo build --workspace"
+cargo build --workspace --locked
+
+log "cargo test --workspace"
+cargo test --workspace --locked
+
+log "end-to-end tests (pytest tests/e2e)"
+export LUMEN_BIN="$ROOT/target/debug/lumen"
+"$VENV/bin/python" -m pytest tests/e2e -v -p no:cacheprovider --durations=10 "$@"
