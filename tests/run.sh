@@ -38,5 +38,5 @@ log "cargo test --workspace"
 cargo test --workspace --locked
 
 log "end-to-end tests (pytest tests/e2e)"
-export LUMEN_BIN="$ROOT/target/debug/lumen"
+export LUMEN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/lumen"
 "$VENV/bin/python" -m pytest tests/e2e -v -p no:cacheprovider --durations=10 "$@"

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-LUMEN_BIN = Path(os.environ.get("LUMEN_BIN", ROOT / "target" / "debug" / "lumen"))
+LUMEN_BIN = Path(os.environ.get("LUMEN_BIN", Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug" / "lumen"))
 
 MODELS = [
     ("openai", "gpt-4o-2024-08-06"),
