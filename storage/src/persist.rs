@@ -12,12 +12,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::{TryStreamExt, future};
 use lumen_ingest::{HotBuffer, Ingester};
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::watch;
 
 use crate::manifest::{Manifest, ManifestError};
 use crate::writer::{WriteError, WriterConfig, write_spans};
+
+/// Unreferenced data files younger than this are left alone at start-up (another server may commit them).
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone)]
 pub struct FlushPolicy {
@@ -181,8 +185,40 @@ impl Persister {
         Ok(set.rows)
     }
 
+    /// Deletes data files that no manifest delta references and that are older than `grace`: what a crash
+    /// between writing a file and committing it leaves behind. The grace period protects files that
+    /// another server on the same store has written and is about to commit.
+    pub async fn remove_unreferenced(&self, grace: Duration) -> Result<usize, FlushError> {
+        self.manifest.refresh().await?;
+        let known = self.manifest.snapshot();
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let prefix = object_store::path::Path::from(crate::paths::DATA_PREFIX);
+        let stale: Vec<object_store::path::Path> = self
+            .store
+            .list(Some(&prefix))
+            .try_filter(|meta| {
+                let orphan = crate::paths::parse_data_file(meta.location.as_ref()).is_some()
+                    && !known.files.contains_key(meta.location.as_ref())
+                    && meta.last_modified < cutoff;
+                future::ready(orphan)
+            })
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(ManifestError::from)?;
+        for path in &stale {
+            self.store.delete(path).await.map_err(ManifestError::from)?;
+            tracing::info!(%path, "deleted a data file no manifest references (left by a crash)");
+        }
+        Ok(stale.len())
+    }
+
     /// Runs until `shutdown` turns true, then makes one last attempt to flush.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        if let Err(e) = self.remove_unreferenced(ORPHAN_GRACE).await {
+            tracing::warn!(error = %e, "looking for unreferenced data files failed");
+        }
         const TICK: Duration = Duration::from_millis(200);
         const MAX_BACKOFF: Duration = Duration::from_secs(30);
         let mut backoff = Duration::from_millis(500);
@@ -216,5 +252,76 @@ impl Persister {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::FileMeta;
+    use lumen_ingest::IngestConfig;
+    use object_store::PutPayload;
+    use object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn unreferenced_files_are_removed_after_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let manifest = Arc::new(Manifest::load(store.clone(), "w").await.unwrap());
+        let kept = "spans/date=2026-11-28/hour=08/kept.parquet";
+        let orphan = "spans/date=2026-11-28/hour=08/orphan.parquet";
+        for path in [kept, orphan, "spans/README.txt"] {
+            store
+                .put(&path.into(), PutPayload::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        let meta = FileMeta {
+            path: kept.into(),
+            size: 1,
+            rows: 1,
+            min_time_ns: 0,
+            max_time_ns: 0,
+            created_ns: 0,
+        };
+        manifest.commit(vec![meta], 0).await.unwrap();
+        let config = IngestConfig {
+            wal_dir: dir.path().into(),
+            segment_bytes: 1 << 20,
+            max_buffer_bytes: 1 << 20,
+            max_wal_bytes: 1 << 20,
+            dedup_window: 10,
+        };
+        let (ingester, _) = Ingester::open(config, Arc::new(HotBuffer::new(10)), 0).unwrap();
+        let policy = FlushPolicy {
+            max_bytes: 1,
+            max_age: Duration::from_secs(1),
+        };
+        let persister = Persister::new(
+            store.clone(),
+            manifest,
+            ingester,
+            policy,
+            WriterConfig::default(),
+            Default::default(),
+        );
+        assert_eq!(
+            persister
+                .remove_unreferenced(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0,
+            "young files stay"
+        );
+        assert_eq!(
+            persister.remove_unreferenced(Duration::ZERO).await.unwrap(),
+            1
+        );
+        assert!(store.head(&orphan.into()).await.is_err());
+        assert!(store.head(&kept.into()).await.is_ok());
+        assert!(
+            store.head(&"spans/README.txt".into()).await.is_ok(),
+            "only data files are touched"
+        );
     }
 }
