@@ -408,5 +408,29 @@ mod tests {
             ingester.ingest(spans(&["b"])).await,
             Err(IngestError::Overloaded { .. })
         ));
+        assert_eq!(
+            ingester.buffer().rows(),
+            1,
+            "nothing of a refused request is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn over_the_wal_bound_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.max_wal_bytes = 100;
+        let (ingester, _) = Ingester::open(cfg, Arc::new(HotBuffer::new(10)), 0).unwrap();
+        ingester.ingest(spans(&["a"])).await.unwrap();
+        match ingester.ingest(spans(&["b"])).await {
+            Err(IngestError::Overloaded {
+                what,
+                retry_after_secs,
+            }) => {
+                assert_eq!(what, "WAL size on disk");
+                assert!(retry_after_secs > 0);
+            }
+            other => panic!("expected a 503-style refusal, got {other:?}"),
+        }
     }
 }
