@@ -262,6 +262,8 @@ fn writer_loop(
                 }
             }
         }
+        // Before the replies, so a client that got its answer sees the WAL size that includes it.
+        stats.wal_bytes.store(wal.total_bytes(), Ordering::Relaxed);
         let failed = stats.wal_failed.load(Ordering::Relaxed);
         for p in pending {
             if failed {
@@ -282,7 +284,6 @@ fn writer_loop(
                 .fetch_add(p.ack.duplicates as u64, Ordering::Relaxed);
             let _ = p.reply.send(Ok(p.ack));
         }
-        stats.wal_bytes.store(wal.total_bytes(), Ordering::Relaxed);
     }
 }
 

@@ -1,18 +1,25 @@
 //! Lumen query: the DataFusion session over the `spans` table (hot batches ∪ Parquet files from the
 //! manifest) and the read-only SQL guard in front of it.
 
+pub mod explore;
 pub mod guard;
 pub mod table;
+pub mod udf;
+pub mod views;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
 use object_store::ObjectStore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use lumen_ingest::HotBuffer;
@@ -27,18 +34,36 @@ pub enum QueryError {
     Refused(#[from] GuardError),
     #[error("{0}")]
     DataFusion(#[from] DataFusionError),
+    #[error("too many queries are running (limit {0}); retry shortly")]
+    Busy(usize),
+    #[error("query cancelled: it ran longer than the {0:?} limit")]
+    Timeout(Duration),
+    #[error("the SQL text is {0} bytes; the limit is {1}")]
+    TooLong(usize, usize),
 }
 
 #[derive(Debug, Clone)]
 pub struct QueryOptions {
     /// Memory shared by all running queries; operators that can spill do so past it.
     pub memory_limit_bytes: usize,
+    /// A query (planning, execution and streaming of its result) is cancelled after this long.
+    pub timeout: Duration,
+    /// At most this many rows are returned; the answer says when it was cut.
+    pub max_rows: usize,
+    /// Queries running at once; one more is refused (HTTP 429) rather than queued.
+    pub max_concurrent: usize,
+    /// Longest SQL text accepted.
+    pub max_sql_bytes: usize,
 }
 
 impl Default for QueryOptions {
     fn default() -> Self {
         QueryOptions {
             memory_limit_bytes: 4 << 30,
+            timeout: Duration::from_secs(30),
+            max_rows: 100_000,
+            max_concurrent: 8,
+            max_sql_bytes: 1 << 20,
         }
     }
 }
@@ -48,6 +73,7 @@ impl Default for QueryOptions {
 pub struct QueryResult {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    pub truncated: bool,
 }
 
 impl QueryResult {
@@ -56,8 +82,92 @@ impl QueryResult {
     }
 }
 
+/// A running query's result, batch by batch, within the row cap and the deadline. Holds a concurrency
+/// slot until it is dropped; dropping it cancels the query.
+pub struct RowStream {
+    schema: SchemaRef,
+    inner: SendableRecordBatchStream,
+    deadline: Instant,
+    timeout: Duration,
+    rows_left: usize,
+    truncated: bool,
+    done: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl RowStream {
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// True once the row cap cut the result short.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// The next batch, `None` at the end (or after the row cap), an error on timeout or failure.
+    pub async fn next_batch(&mut self) -> Option<Result<RecordBatch, QueryError>> {
+        if self.done {
+            return None;
+        }
+        let next = match tokio::time::timeout_at(self.deadline.into(), self.inner.next()).await {
+            Ok(next) => next,
+            Err(_) => {
+                self.done = true;
+                return Some(Err(QueryError::Timeout(self.timeout)));
+            }
+        };
+        match next {
+            None => {
+                self.done = true;
+                None
+            }
+            Some(Err(e)) => {
+                self.done = true;
+                Some(Err(e.into()))
+            }
+            Some(Ok(batch)) if batch.num_rows() >= self.rows_left => {
+                self.done = true;
+                // Ask for one row past the cap so that exactly max_rows rows are not reported as cut.
+                let cut = batch.num_rows() > self.rows_left || self.peek_more().await;
+                self.truncated = cut;
+                Some(Ok(batch.slice(0, self.rows_left)))
+            }
+            Some(Ok(batch)) => {
+                self.rows_left -= batch.num_rows();
+                Some(Ok(batch))
+            }
+        }
+    }
+
+    async fn peek_more(&mut self) -> bool {
+        loop {
+            match tokio::time::timeout_at(self.deadline.into(), self.inner.next()).await {
+                Ok(Some(Ok(b))) if b.num_rows() == 0 => continue,
+                Ok(Some(Ok(_))) => return true,
+                _ => return false,
+            }
+        }
+    }
+
+    /// Collects the rest.
+    pub async fn collect(mut self) -> Result<QueryResult, QueryError> {
+        let mut batches = Vec::new();
+        while let Some(batch) = self.next_batch().await {
+            batches.push(batch?);
+        }
+        Ok(QueryResult {
+            schema: self.schema.clone(),
+            batches,
+            truncated: self.truncated,
+        })
+    }
+}
+
 pub struct QueryEngine {
     ctx: SessionContext,
+    options: QueryOptions,
+    slots: Arc<Semaphore>,
 }
 
 impl QueryEngine {
@@ -81,20 +191,69 @@ impl QueryEngine {
         let url = Url::parse(STORE_URL).map_err(|e| DataFusionError::External(Box::new(e)))?;
         ctx.register_object_store(&url, store);
         ctx.register_table("spans", Arc::new(SpansTable::new(buffer, manifest)))?;
-        Ok(QueryEngine { ctx })
+        ctx.register_udaf(udf::quantile_cont());
+        views::register(&ctx)?;
+        Ok(QueryEngine {
+            ctx,
+            options: options.clone(),
+            slots: Arc::new(Semaphore::new(options.max_concurrent)),
+        })
     }
 
-    /// Runs one read-only statement to completion.
-    pub async fn query(&self, sql: &str) -> Result<QueryResult, QueryError> {
+    pub fn options(&self) -> &QueryOptions {
+        &self.options
+    }
+
+    /// Starts one read-only statement from a user: checked by the guard, counted against the concurrency
+    /// limit, bounded by the deadline and the row cap.
+    pub async fn query_stream(&self, sql: &str) -> Result<RowStream, QueryError> {
+        if sql.len() > self.options.max_sql_bytes {
+            return Err(QueryError::TooLong(sql.len(), self.options.max_sql_bytes));
+        }
         check_read_only(sql)?;
+        self.run(sql).await
+    }
+
+    /// Runs one read-only statement from a user to completion.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        self.query_stream(sql).await?.collect().await
+    }
+
+    /// Runs SQL that Lumen itself built (explore endpoints): same limits, no guard needed.
+    pub async fn internal(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        self.run(sql).await?.collect().await
+    }
+
+    async fn run(&self, sql: &str) -> Result<RowStream, QueryError> {
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| QueryError::Busy(self.options.max_concurrent))?;
+        let deadline = Instant::now() + self.options.timeout;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let frame = self.ctx.sql_with_options(sql, options).await?;
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await?;
-        Ok(QueryResult { schema, batches })
+        let plan = async {
+            let frame = self.ctx.sql_with_options(sql, options).await?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let stream = frame.execute_stream().await?;
+            Ok::<_, DataFusionError>((schema, stream))
+        };
+        let (schema, inner) = tokio::time::timeout_at(deadline.into(), plan)
+            .await
+            .map_err(|_| QueryError::Timeout(self.options.timeout))??;
+        Ok(RowStream {
+            schema,
+            inner,
+            deadline,
+            timeout: self.options.timeout,
+            rows_left: self.options.max_rows,
+            truncated: false,
+            done: false,
+            _permit: permit,
+        })
     }
 
     pub fn context(&self) -> &SessionContext {

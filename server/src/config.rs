@@ -97,6 +97,22 @@ pub struct ServeArgs {
     /// Memory shared by running queries; larger sorts and aggregations spill. [default: 4GiB]
     #[arg(long, env = "LUMEN_QUERY_MEMORY", value_name = "BYTES")]
     pub query_memory: Option<String>,
+
+    /// A query is cancelled after this long. [default: 30s]
+    #[arg(long, env = "LUMEN_QUERY_TIMEOUT", value_name = "DURATION")]
+    pub query_timeout: Option<String>,
+
+    /// Most rows one query returns; the JSON answer says `"truncated": true` past it. [default: 100000]
+    #[arg(long, env = "LUMEN_QUERY_MAX_ROWS", value_name = "ROWS")]
+    pub query_max_rows: Option<usize>,
+
+    /// Queries running at once; more are answered 429. [default: 8]
+    #[arg(long, env = "LUMEN_QUERY_CONCURRENCY", value_name = "N")]
+    pub query_concurrency: Option<usize>,
+
+    /// A request body must arrive within this long (slow senders get 408). [default: 30s]
+    #[arg(long, env = "LUMEN_BODY_TIMEOUT", value_name = "DURATION")]
+    pub body_timeout: Option<String>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -120,6 +136,10 @@ struct FileConfig {
     dedup_window: Option<usize>,
     multipart_part: Option<toml::Value>,
     query_memory: Option<toml::Value>,
+    query_timeout: Option<String>,
+    query_max_rows: Option<usize>,
+    query_concurrency: Option<usize>,
+    body_timeout: Option<String>,
 }
 
 /// Resolved settings.
@@ -142,6 +162,10 @@ pub struct ServeConfig {
     pub dedup_window: usize,
     pub multipart_part: usize,
     pub query_memory: usize,
+    pub query_timeout: Duration,
+    pub query_max_rows: usize,
+    pub query_concurrency: usize,
+    pub body_timeout: Duration,
 }
 
 const MIB: u64 = 1 << 20;
@@ -204,12 +228,23 @@ impl ServeArgs {
             Some(text) => StorageLocation::parse(&text)?,
             None => StorageLocation::Local(data_dir.clone()),
         };
-        let flush_age = match self.flush_age.or(file.flush_age) {
-            Some(text) => {
-                humantime::parse_duration(&text).with_context(|| format!("flush age {text:?}"))?
+        let duration = |cli: Option<String>, file: Option<String>, name: &str, default: u64| {
+            match cli.or(file) {
+                Some(text) => humantime::parse_duration(&text)
+                    .with_context(|| format!("--{name}: {text:?} is not a duration like 10s")),
+                None => Ok(Duration::from_secs(default)),
             }
-            None => Duration::from_secs(10),
         };
+        let flush_age = duration(self.flush_age, file.flush_age, "flush-age", 10)?;
+        let query_timeout = duration(self.query_timeout, file.query_timeout, "query-timeout", 30)?;
+        let body_timeout = duration(self.body_timeout, file.body_timeout, "body-timeout", 30)?;
+        let query_concurrency = self
+            .query_concurrency
+            .or(file.query_concurrency)
+            .unwrap_or(8);
+        if query_concurrency == 0 {
+            bail!("--query-concurrency must be at least 1");
+        }
         let multipart_part = pick_bytes(
             &self.multipart_part,
             &file.multipart_part,
@@ -260,6 +295,14 @@ impl ServeArgs {
                 "query_memory",
                 4 * GIB,
             )? as usize,
+            query_timeout,
+            query_max_rows: self
+                .query_max_rows
+                .or(file.query_max_rows)
+                .unwrap_or(100_000)
+                .max(1),
+            query_concurrency,
+            body_timeout,
         })
     }
 }

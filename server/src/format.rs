@@ -104,92 +104,172 @@ fn unique_names(
     Ok((renamed, batches))
 }
 
+/// Encodes a result batch by batch, so a large answer streams to the client instead of being built whole.
+/// (Parquet is the exception: its footer needs every row group, so it is assembled in memory, bounded by
+/// the row cap.)
+pub struct ResultEncoder {
+    format: ResultFormat,
+    schema: SchemaRef,
+    rows: usize,
+    arrow: Option<arrow::ipc::writer::StreamWriter<Vec<u8>>>,
+    parquet: Option<parquet::arrow::ArrowWriter<Vec<u8>>>,
+}
+
+impl ResultEncoder {
+    /// The encoder and the bytes that open the body.
+    pub fn new(format: ResultFormat, schema: &SchemaRef) -> Result<(Self, Vec<u8>), EncodeError> {
+        let (schema, _) = unique_names(schema, &[])?;
+        let mut encoder = ResultEncoder {
+            format,
+            schema: schema.clone(),
+            rows: 0,
+            arrow: None,
+            parquet: None,
+        };
+        let mut preamble = Vec::new();
+        match format {
+            ResultFormat::Json => {
+                let columns: Vec<Value> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+                    .collect();
+                preamble.extend_from_slice(b"{\"columns\":");
+                serde_json::to_writer(&mut preamble, &columns)?;
+                preamble.extend_from_slice(b",\"rows\":[");
+            }
+            ResultFormat::Arrow => {
+                let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema)?;
+                preamble = std::mem::take(writer.get_mut());
+                encoder.arrow = Some(writer);
+            }
+            ResultFormat::Parquet => {
+                encoder.parquet = Some(parquet::arrow::ArrowWriter::try_new(
+                    Vec::new(),
+                    schema.clone(),
+                    None,
+                )?);
+            }
+            ResultFormat::Ndjson | ResultFormat::Csv => {}
+        }
+        Ok((encoder, preamble))
+    }
+
+    pub fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, EncodeError> {
+        let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
+        let first = self.rows == 0;
+        self.rows += batch.num_rows();
+        let mut out = Vec::new();
+        match self.format {
+            ResultFormat::Json => {
+                let mut objects_json = Vec::new();
+                {
+                    let mut writer = WriterBuilder::new()
+                        .with_explicit_nulls(true)
+                        .build::<_, JsonArray>(&mut objects_json);
+                    writer.write(&batch)?;
+                    writer.finish()?;
+                }
+                if objects_json.is_empty() {
+                    return Ok(out);
+                }
+                let objects: Vec<serde_json::Map<String, Value>> =
+                    serde_json::from_slice(&objects_json)?;
+                for (i, mut object) in objects.into_iter().enumerate() {
+                    if !(first && i == 0) {
+                        out.push(b',');
+                    }
+                    let row: Vec<Value> = self
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| object.remove(f.name()).unwrap_or(Value::Null))
+                        .collect();
+                    serde_json::to_writer(&mut out, &row)?;
+                }
+            }
+            ResultFormat::Ndjson => {
+                let mut writer = WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, LineDelimited>(&mut out);
+                writer.write(&batch)?;
+                writer.finish()?;
+            }
+            ResultFormat::Csv => {
+                let mut writer = arrow::csv::WriterBuilder::new()
+                    .with_header(first)
+                    .build(&mut out);
+                writer.write(&batch)?;
+            }
+            ResultFormat::Arrow => {
+                if let Some(writer) = &mut self.arrow {
+                    writer.write(&batch)?;
+                    out = std::mem::take(writer.get_mut());
+                }
+            }
+            ResultFormat::Parquet => {
+                if let Some(writer) = &mut self.parquet {
+                    writer.write(&batch)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The bytes that close the body; `error` is reported inside JSON bodies when the query failed midway.
+    pub fn finish(
+        mut self,
+        truncated: bool,
+        elapsed_ms: f64,
+        error: Option<&str>,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::new();
+        match self.format {
+            ResultFormat::Json => {
+                let mut tail = json!({"row_count": self.rows, "truncated": truncated, "elapsed_ms": elapsed_ms});
+                if let Some(e) = error {
+                    tail["error"] = json!(e);
+                }
+                let tail = serde_json::to_string(&tail)?;
+                out.extend_from_slice(b"],");
+                out.extend_from_slice(&tail.as_bytes()[1..]);
+            }
+            ResultFormat::Csv if self.rows == 0 => {
+                let mut writer = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut out);
+                writer.write(&RecordBatch::new_empty(self.schema.clone()))?;
+            }
+            ResultFormat::Arrow => {
+                if let Some(mut writer) = self.arrow.take() {
+                    writer.finish()?;
+                    out = writer.into_inner()?;
+                }
+            }
+            ResultFormat::Parquet => {
+                if let Some(writer) = self.parquet.take() {
+                    out = writer.into_inner()?;
+                }
+            }
+            ResultFormat::Ndjson | ResultFormat::Csv => {}
+        }
+        Ok(out)
+    }
+}
+
+/// Encodes a whole result at once.
+#[cfg(test)]
 pub fn encode(
     format: ResultFormat,
     schema: &SchemaRef,
     batches: &[RecordBatch],
     elapsed_ms: f64,
 ) -> Result<Vec<u8>, EncodeError> {
-    let (schema, batches) = unique_names(schema, batches)?;
-    let mut out = Vec::new();
-    match format {
-        ResultFormat::Json => {
-            let mut rows_json = Vec::new();
-            {
-                let mut writer = WriterBuilder::new()
-                    .with_explicit_nulls(true)
-                    .build::<_, JsonArray>(&mut rows_json);
-                for b in &batches {
-                    writer.write(b)?;
-                }
-                writer.finish()?;
-            }
-            let objects: Vec<serde_json::Map<String, Value>> = if rows_json.is_empty() {
-                Vec::new()
-            } else {
-                serde_json::from_slice(&rows_json)?
-            };
-            let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
-            let rows: Vec<Value> = objects
-                .into_iter()
-                .map(|mut o| {
-                    Value::Array(
-                        names
-                            .iter()
-                            .map(|n| o.remove(*n).unwrap_or(Value::Null))
-                            .collect(),
-                    )
-                })
-                .collect();
-            let columns: Vec<Value> = schema
-                .fields()
-                .iter()
-                .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
-                .collect();
-            let body = json!({
-                "columns": columns,
-                "rows": rows,
-                "row_count": batches.iter().map(|b| b.num_rows()).sum::<usize>(),
-                "elapsed_ms": elapsed_ms,
-            });
-            serde_json::to_writer(&mut out, &body)?;
-        }
-        ResultFormat::Ndjson => {
-            let mut writer = WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, LineDelimited>(&mut out);
-            for b in &batches {
-                writer.write(b)?;
-            }
-            writer.finish()?;
-        }
-        ResultFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut out);
-            if batches.is_empty() {
-                // Still give the header.
-                writer.write(&RecordBatch::new_empty(schema.clone()))?;
-            }
-            for b in &batches {
-                writer.write(b)?;
-            }
-        }
-        ResultFormat::Arrow => {
-            let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut out, &schema)?;
-            for b in &batches {
-                writer.write(b)?;
-            }
-            writer.finish()?;
-        }
-        ResultFormat::Parquet => {
-            let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), None)?;
-            for b in &batches {
-                writer.write(b)?;
-            }
-            writer.close()?;
-        }
+    let (mut encoder, mut out) = ResultEncoder::new(format, schema)?;
+    for b in batches {
+        out.extend(encoder.batch(b)?);
     }
+    out.extend(encoder.finish(false, elapsed_ms, None)?);
     Ok(out)
 }
 

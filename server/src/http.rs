@@ -18,7 +18,8 @@ use lumen_ingest::{BodyFormat, IngestError, Ingester, ParseError, parse_spans};
 use lumen_query::{QueryEngine, QueryError};
 
 use crate::config::ServeConfig;
-use crate::format::{ResultFormat, encode};
+use crate::explore;
+use crate::format::{ResultEncoder, ResultFormat};
 use crate::metrics::Metrics;
 
 pub struct AppState {
@@ -28,13 +29,49 @@ pub struct AppState {
     pub metrics: Metrics,
 }
 
+/// Every route: (method, path). The OpenAPI description is checked against this list in tests.
+#[cfg_attr(not(test), allow(dead_code))]
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/spans"),
+    ("get", "/v1/spans"),
+    ("get", "/v1/spans/{span_id}"),
+    ("get", "/v1/traces/{trace_id}"),
+    ("post", "/v1/sql"),
+    ("get", "/v1/sql"),
+    ("get", "/v1/models"),
+    ("get", "/v1/services"),
+    ("get", "/v1/explore/latency"),
+    ("get", "/v1/explore/tokens"),
+    ("get", "/v1/explore/errors"),
+    ("get", "/v1/explore/sla"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+];
+
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/spans", post(ingest_spans))
+        .route("/v1/spans", post(ingest_spans).get(explore::list_spans))
+        .route("/v1/spans/{span_id}", get(explore::span))
+        .route("/v1/traces/{trace_id}", get(explore::trace))
         .route("/v1/sql", post(sql_post).get(sql_get))
+        .route("/v1/models", get(explore::models))
+        .route("/v1/services", get(explore::services))
+        .route("/v1/explore/latency", get(explore::latency))
+        .route("/v1/explore/tokens", get(explore::tokens))
+        .route("/v1/explore/errors", get(explore::errors))
+        .route("/v1/explore/sla", get(explore::sla))
+        .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 description of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// An error answer: status, message, optional details and headers.
@@ -46,7 +83,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
@@ -82,7 +119,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorize(headers: &HeaderMap, token: &Option<String>) -> Result<(), ApiError> {
+pub(crate) fn authorize(headers: &HeaderMap, token: &Option<String>) -> Result<(), ApiError> {
     let Some(expected) = token else { return Ok(()) };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -187,6 +224,32 @@ fn decode_body(encoding: Encoding, raw: Bytes, limit: usize) -> Result<Bytes, Ap
         return Err(too_large(limit, "the decompressed body"));
     }
     Ok(Bytes::from(out))
+}
+
+/// Reads a whole body within `limit` bytes and `timeout` (a client that trickles its body is cut off).
+async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {timeout:?} (--body-timeout)"),
+        )),
+        Ok(Ok(bytes)) => Ok(bytes),
+        // The limit is the only way `to_bytes` fails on a healthy connection.
+        Ok(Err(e))
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) =>
+        {
+            Err(too_large(limit, "the body"))
+        }
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("reading the body failed: {e}"),
+        )),
+    }
 }
 
 fn parse_error(e: ParseError) -> ApiError {
@@ -306,10 +369,12 @@ struct SqlParams {
 async fn sql_post(
     State(state): State<Arc<AppState>>,
     Query(params): Query<SqlParams>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let headers = request.headers().clone();
     authorize(&headers, &state.config.query_token)?;
+    let limit = state.engine.options().max_sql_bytes + 4096;
+    let body = read_body(request.into_body(), limit, state.config.body_timeout).await?;
     let request: SqlBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -335,8 +400,31 @@ async fn sql_get(
     run_sql(&state, &headers, &sql, params.format.as_deref()).await
 }
 
+/// The HTTP answer for a query error.
+pub fn query_error(e: QueryError) -> ApiError {
+    match e {
+        QueryError::Busy(_) => ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: e.to_string(),
+            details: None,
+            retry_after: Some(1),
+        },
+        QueryError::TooLong(..) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+fn query_outcome(e: &QueryError) -> &'static str {
+    match e {
+        QueryError::Refused(_) | QueryError::TooLong(..) => "refused",
+        QueryError::Busy(_) => "busy",
+        QueryError::Timeout(_) => "timeout",
+        QueryError::DataFusion(_) => "error",
+    }
+}
+
 async fn run_sql(
-    state: &AppState,
+    state: &Arc<AppState>,
     headers: &HeaderMap,
     sql: &str,
     format: Option<&str>,
@@ -355,37 +443,97 @@ async fn run_sql(
             .unwrap_or(ResultFormat::Json),
     };
     let started = Instant::now();
-    let result = state.engine.query(sql).await;
-    let elapsed = started.elapsed();
-    state.metrics.query_seconds.observe(elapsed.as_secs_f64());
-    let result = result.map_err(|e| {
+    let fail = |e: QueryError| {
+        state.metrics.count_query(query_outcome(&e));
         state
             .metrics
-            .count_query(if matches!(e, QueryError::Refused(_)) {
-                "refused"
-            } else {
-                "error"
-            });
-        ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
-    })?;
-    state.metrics.count_query("ok");
-    let elapsed_ms = elapsed.as_secs_f64() * 1e3;
-    let body = tokio::task::spawn_blocking(move || {
-        encode(format, &result.schema, &result.batches, elapsed_ms)
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding task failed: {e}"),
-        )
-    })?
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok((
-        [(header::CONTENT_TYPE, format.content_type())],
-        Body::from(body),
-    )
-        .into_response())
+            .query_seconds
+            .observe(started.elapsed().as_secs_f64());
+        query_error(e)
+    };
+    let mut rows = state.engine.query_stream(sql).await.map_err(fail)?;
+    // The first batch decides the status: an error before any row is sent is still a clean 400.
+    let first = match rows.next_batch().await {
+        Some(Err(e)) => return Err(fail(e)),
+        other => other,
+    };
+    let encode_error = |e: crate::format::EncodeError| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    };
+    let (mut encoder, preamble) =
+        ResultEncoder::new(format, rows.schema()).map_err(encode_error)?;
+    let mut head = preamble;
+    if let Some(Ok(batch)) = first {
+        head.extend(encoder.batch(&batch).map_err(encode_error)?);
+    }
+    let state = state.clone();
+    let body = async_stream(move |tx| async move {
+        if tx.send(Ok(Bytes::from(head))).await.is_err() {
+            return;
+        }
+        let mut error = None;
+        while let Some(next) = rows.next_batch().await {
+            let chunk = match next {
+                Ok(batch) => encoder.batch(&batch),
+                Err(e) => {
+                    state.metrics.count_query(query_outcome(&e));
+                    error = Some(e.to_string());
+                    break;
+                }
+            };
+            match chunk {
+                Ok(bytes) if bytes.is_empty() => {}
+                Ok(bytes) => {
+                    if tx.send(Ok(Bytes::from(bytes))).await.is_err() {
+                        return; // the client went away: dropping `rows` cancels the query
+                    }
+                }
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let elapsed = started.elapsed();
+        state.metrics.query_seconds.observe(elapsed.as_secs_f64());
+        if error.is_none() {
+            state.metrics.count_query("ok");
+        }
+        // JSON can say what went wrong at the end; other formats end abruptly so no client takes a cut
+        // result for a whole one.
+        if error.is_some() && format != ResultFormat::Json {
+            let _ = tx
+                .send(Err(std::io::Error::other(error.unwrap_or_default())))
+                .await;
+            return;
+        }
+        match encoder.finish(
+            rows.truncated(),
+            elapsed.as_secs_f64() * 1e3,
+            error.as_deref(),
+        ) {
+            Ok(tail) => {
+                let _ = tx.send(Ok(Bytes::from(tail))).await;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+/// A response body fed by a task through a small channel (back-pressure: the task waits for the client).
+fn async_stream<F, Fut>(produce: F) -> Body
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(produce(tx));
+    Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -446,5 +594,28 @@ mod tests {
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s"));
         assert!(authorize(&h, &Some("s".into())).is_ok());
         assert!(authorize(&h, &Some("t".into())).is_err());
+    }
+}
+
+#[cfg(test)]
+mod openapi_tests {
+    use super::*;
+
+    #[test]
+    fn openapi_lists_exactly_the_routes() {
+        let spec: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, item) in spec["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                documented.push((method.clone(), path.clone()));
+            }
+        }
+        documented.sort();
+        let mut routes: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        routes.sort();
+        assert_eq!(documented, routes);
     }
 }

@@ -1,6 +1,7 @@
 //! The `lumen` binary: `lumen serve` (the backend) and `lumen sql` (a query client).
 
 mod config;
+mod explore;
 mod format;
 mod http;
 mod metrics;

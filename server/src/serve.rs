@@ -109,6 +109,10 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         manifest.clone(),
         &QueryOptions {
             memory_limit_bytes: config.query_memory,
+            timeout: config.query_timeout,
+            max_rows: config.query_max_rows,
+            max_concurrent: config.query_concurrency,
+            ..QueryOptions::default()
         },
     )?;
     let metrics = Metrics::new(
