@@ -1,6 +1,7 @@
 //! Lumen query: the DataFusion session over the `spans` table (hot batches ∪ Parquet files from the
 //! manifest) and the read-only SQL guard in front of it.
 
+pub mod cancel;
 pub mod explore;
 pub mod guard;
 pub mod table;
@@ -13,7 +14,6 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -86,7 +86,8 @@ impl QueryResult {
 /// slot until it is dropped; dropping it cancels the query.
 pub struct RowStream {
     schema: SchemaRef,
-    inner: SendableRecordBatchStream,
+    inner: tokio::sync::mpsc::Receiver<Result<RecordBatch, DataFusionError>>,
+    _driver: AbortOnDrop,
     deadline: Instant,
     timeout: Duration,
     rows_left: usize,
@@ -110,7 +111,7 @@ impl RowStream {
         if self.done {
             return None;
         }
-        let next = match tokio::time::timeout_at(self.deadline.into(), self.inner.next()).await {
+        let next = match tokio::time::timeout_at(self.deadline.into(), self.inner.recv()).await {
             Ok(next) => next,
             Err(_) => {
                 self.done = true;
@@ -124,6 +125,10 @@ impl RowStream {
             }
             Some(Err(e)) => {
                 self.done = true;
+                // A cancellation raised by the deadline is reported as the timeout it is.
+                if Instant::now() >= self.deadline {
+                    return Some(Err(QueryError::Timeout(self.timeout)));
+                }
                 Some(Err(e.into()))
             }
             Some(Ok(batch)) if batch.num_rows() >= self.rows_left => {
@@ -142,7 +147,7 @@ impl RowStream {
 
     async fn peek_more(&mut self) -> bool {
         loop {
-            match tokio::time::timeout_at(self.deadline.into(), self.inner.next()).await {
+            match tokio::time::timeout_at(self.deadline.into(), self.inner.recv()).await {
                 Ok(Some(Ok(b))) if b.num_rows() == 0 => continue,
                 Ok(Some(Ok(_))) => return true,
                 _ => return false,
@@ -164,8 +169,32 @@ impl RowStream {
     }
 }
 
+/// Owns the query runtime; shuts it down without blocking (the engine may be dropped inside async code).
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Aborts the task that drives a query when the consumer is gone.
+struct AbortOnDrop(tokio::task::JoinHandle<()>, Arc<cancel::CancelToken>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.1.cancel();
+        self.0.abort();
+    }
+}
+
 pub struct QueryEngine {
     ctx: SessionContext,
+    /// Where queries execute: separate from the runtime that serves HTTP and ingest.
+    runtime: tokio::runtime::Handle,
+    _runtime: QueryRuntime,
     options: QueryOptions,
     slots: Arc<Semaphore>,
 }
@@ -193,7 +222,18 @@ impl QueryEngine {
         ctx.register_table("spans", Arc::new(SpansTable::new(buffer, manifest)))?;
         ctx.register_udaf(udf::quantile_cont());
         views::register(&ctx)?;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("lumen-query")
+            .enable_all()
+            .build()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(QueryEngine {
+            runtime: runtime.handle().clone(),
+            _runtime: QueryRuntime(Some(runtime)),
             ctx,
             options: options.clone(),
             slots: Arc::new(Semaphore::new(options.max_concurrent)),
@@ -235,18 +275,62 @@ impl QueryEngine {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let plan = async {
-            let frame = self.ctx.sql_with_options(sql, options).await?;
-            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            let stream = frame.execute_stream().await?;
-            Ok::<_, DataFusionError>((schema, stream))
+        // Planning and execution run on the query runtime, so a heavy query never stalls the HTTP
+        // threads; batches come back through a small channel (back-pressure), and aborting the driver
+        // task on drop cancels the query at its next yield point.
+        let ctx = self.ctx.clone();
+        let sql = sql.to_string();
+        let token = cancel::CancelToken::new(deadline);
+        let cancel_on_drop = token.clone();
+        let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
+        let (batch_tx, batch_rx) =
+            tokio::sync::mpsc::channel::<Result<RecordBatch, DataFusionError>>(2);
+        let driver = self.runtime.spawn(async move {
+            let planned = async {
+                let frame = ctx.sql_with_options(&sql, options).await?;
+                let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                let task = frame.task_ctx();
+                let plan = cancel::make_cancellable(frame.create_physical_plan().await?, &token)?;
+                let stream = datafusion::physical_plan::execute_stream(plan, Arc::new(task))?;
+                Ok::<_, DataFusionError>((schema, stream))
+            }
+            .await;
+            let mut stream = match planned {
+                Ok((schema, stream)) => {
+                    if schema_tx.send(Ok(schema)).is_err() {
+                        return;
+                    }
+                    stream
+                }
+                Err(e) => {
+                    let _ = schema_tx.send(Err(e));
+                    return;
+                }
+            };
+            while let Some(item) = stream.next().await {
+                let failed = item.is_err();
+                if batch_tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let guard = AbortOnDrop(driver, cancel_on_drop);
+        let schema = match tokio::time::timeout_at(deadline.into(), schema_rx).await {
+            Err(_) => return Err(QueryError::Timeout(self.options.timeout)),
+            Ok(Err(_)) => {
+                return Err(QueryError::DataFusion(DataFusionError::Execution(
+                    "query task ended".into(),
+                )));
+            }
+            Ok(Ok(Err(_))) if Instant::now() >= deadline => {
+                return Err(QueryError::Timeout(self.options.timeout));
+            }
+            Ok(Ok(planned)) => planned?,
         };
-        let (schema, inner) = tokio::time::timeout_at(deadline.into(), plan)
-            .await
-            .map_err(|_| QueryError::Timeout(self.options.timeout))??;
         Ok(RowStream {
             schema,
-            inner,
+            inner: batch_rx,
+            _driver: guard,
             deadline,
             timeout: self.options.timeout,
             rows_left: self.options.max_rows,

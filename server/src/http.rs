@@ -304,21 +304,7 @@ async fn ingest_inner(state: &AppState, request: Request) -> Result<Response, Ap
     }
     // Refuse early when over a bound, before reading a large body for nothing.
     state.ingester.check_capacity().map_err(ingest_error)?;
-    let raw = axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|e| {
-            // The limit is the only way `to_bytes` fails on a healthy connection.
-            if std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            {
-                too_large(limit, "the body")
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("reading the body failed: {e}"),
-                )
-            }
-        })?;
+    let raw = read_body(request.into_body(), limit, state.config.body_timeout).await?;
     let batch = tokio::task::spawn_blocking(move || {
         let body = decode_body(encoding, raw, limit)?;
         parse_spans(&body, format).map_err(parse_error)
