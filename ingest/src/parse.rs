@@ -66,6 +66,9 @@ fn more_errors(total: usize) -> String {
     }
 }
 
+/// Most spans one request may carry (memory per request stays bounded whatever the body size).
+pub const MAX_SPANS_PER_REQUEST: usize = 100_000;
+
 /// At most this many problems are reported per request (all lines are still checked).
 pub const MAX_REPORTED_ERRORS: usize = 20;
 
@@ -97,12 +100,15 @@ fn parse_ndjson(body: &[u8], sink: &mut RowSink) {
 
 /// Walks the top-level array element by element so every span knows the line it starts on.
 fn parse_array(body: &[u8], sink: &mut RowSink) {
+    // Positions only move forward, so lines are counted incrementally (linear in the body size).
+    let counted = std::cell::Cell::new((0usize, 1usize));
     let line_of = |offset: usize| {
-        body[..offset.min(body.len())]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
+        let offset = offset.min(body.len());
+        let (from, line) = counted.get();
+        let (from, line) = if offset >= from { (from, line) } else { (0, 1) };
+        let line = line + body[from..offset].iter().filter(|b| **b == b'\n').count();
+        counted.set((offset, line));
+        line
     };
     let skip_ws = |mut i: usize| {
         while i < body.len() && body[i].is_ascii_whitespace() {
@@ -184,6 +190,9 @@ struct RowSink {
     rows: Vec<Vec<Cell>>,
     errors: Vec<LineError>,
     total_errors: usize,
+    /// Spans checked after the first error (not kept, but counted against the per-request cap).
+    seen_invalid: usize,
+    over_limit: bool,
 }
 
 impl RowSink {
@@ -199,6 +208,16 @@ impl RowSink {
     }
 
     fn push(&mut self, line: usize, value: Value) {
+        if self.rows.len() + self.seen_invalid >= MAX_SPANS_PER_REQUEST {
+            if !self.over_limit {
+                self.over_limit = true;
+                let msg = format!(
+                    "more than {MAX_SPANS_PER_REQUEST} spans in one request; split the body"
+                );
+                self.error(line, None, msg);
+            }
+            return;
+        }
         let Value::Object(object) = value else {
             return self.error(
                 line,
@@ -211,7 +230,7 @@ impl RowSink {
         };
         match validate_row(object) {
             Ok(row) if self.total_errors == 0 => self.rows.push(row),
-            Ok(_) => {}
+            Ok(_) => self.seen_invalid += 1,
             Err(field_errors) => {
                 for (field, message) in field_errors {
                     self.error(line, Some(&field), message);
@@ -377,13 +396,20 @@ fn convert(kind: Kind, value: Value) -> Result<Cell, String> {
     Ok(cell)
 }
 
-/// RFC 3339 text or integer Unix nanoseconds, within the range Arrow's ns timestamps can hold.
+/// Latest accepted timestamp (2200-01-01T00:00:00Z): far from the i64 nanosecond limit, so time
+/// arithmetic downstream (durations, hour partitions) cannot overflow.
+const MAX_TIMESTAMP_NS: i64 = 7_258_118_400_000_000_000;
+
+/// RFC 3339 text or integer Unix nanoseconds, between 1970 and 2200.
 fn parse_timestamp(value: &Value) -> Option<i64> {
-    match value {
-        Value::String(s) => DateTime::parse_from_rfc3339(s).ok()?.timestamp_nanos_opt(),
-        Value::Number(n) => n.as_i64(),
-        _ => None,
-    }
+    let ns = match value {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .ok()?
+            .timestamp_nanos_opt()?,
+        Value::Number(n) => n.as_i64()?,
+        _ => return None,
+    };
+    (0..MAX_TIMESTAMP_NS).contains(&ns).then_some(ns)
 }
 
 fn index(name: &str) -> usize {

@@ -223,7 +223,9 @@ impl Kind {
         match self {
             Kind::Str => "string",
             Kind::JsonText => "JSON value or string",
-            Kind::Timestamp => "RFC 3339 timestamp or integer Unix nanoseconds",
+            Kind::Timestamp => {
+                "RFC 3339 timestamp or integer Unix nanoseconds between 1970 and 2200"
+            }
             Kind::F64 => "number",
             Kind::I64 => "integer",
             Kind::U16 | Kind::U32 | Kind::U64 => "non-negative integer",

@@ -25,6 +25,8 @@ const MAX_RECORD_LEN: u32 = 1 << 30;
 pub enum WalError {
     #[error("WAL I/O on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("a WAL record of {0} bytes is over the 1 GiB record limit")]
+    TooLarge(usize),
     #[error("encoding a WAL record: {0}")]
     Encode(#[from] arrow::error::ArrowError),
 }
@@ -154,6 +156,10 @@ impl Wal {
 
     /// Appends one record (not yet durable: call `sync`). Returns its sequence number.
     pub fn append(&mut self, payload: &[u8]) -> Result<u64> {
+        if payload.len() > MAX_RECORD_LEN as usize {
+            // Replay would take it for corruption: refuse it rather than acknowledge it.
+            return Err(WalError::TooLarge(payload.len()));
+        }
         if self
             .active
             .as_ref()

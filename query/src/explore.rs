@@ -271,25 +271,26 @@ fn ts_literal(ns: i64) -> String {
 }
 
 /// Result rows as JSON objects (nulls kept).
-pub fn rows(result: &QueryResult) -> Vec<Map<String, Value>> {
+pub fn rows(result: &QueryResult) -> Result<Vec<Map<String, Value>>> {
+    let encode = |e: &dyn std::fmt::Display| {
+        ExploreError::Query(QueryError::DataFusion(
+            datafusion::error::DataFusionError::Execution(format!("encoding rows as JSON: {e}")),
+        ))
+    };
     let mut buf = Vec::new();
     {
         let mut writer = WriterBuilder::new()
             .with_explicit_nulls(true)
             .build::<_, JsonArray>(&mut buf);
         for batch in &result.batches {
-            if writer.write(batch).is_err() {
-                return Vec::new();
-            }
+            writer.write(batch).map_err(|e| encode(&e))?;
         }
-        if writer.finish().is_err() {
-            return Vec::new();
-        }
+        writer.finish().map_err(|e| encode(&e))?;
     }
     if buf.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    serde_json::from_slice(&buf).unwrap_or_default()
+    serde_json::from_slice(&buf).map_err(|e| encode(&e))
 }
 
 fn take(row: &mut Map<String, Value>, key: &str) -> Value {
@@ -341,7 +342,7 @@ pub async fn models(engine: &QueryEngine, p: &Params) -> Result<Value> {
         f = p.filter(),
         from = ts_literal(p.from_ns),
     );
-    let models = rows(&engine.internal(&sql).await?);
+    let models = rows(&engine.internal(&sql).await?)?;
     Ok(json!({"window": p.window(), "models": models}))
 }
 
@@ -355,7 +356,7 @@ pub async fn latency(engine: &QueryEngine, p: &Params) -> Result<Value> {
             if d.as_secs() < 1 {
                 return Err(bad("step: at least 1s"));
             }
-            let buckets = (p.to_ns - p.from_ns) as u128 / d.as_nanos();
+            let buckets = p.to_ns.abs_diff(p.from_ns) as u128 / d.as_nanos().max(1);
             if buckets > 10_000 {
                 return Err(bad(format!(
                     "step: {s} gives {buckets} points over this window; at most 10000"
@@ -389,7 +390,7 @@ pub async fn latency(engine: &QueryEngine, p: &Params) -> Result<Value> {
     );
     let mut groups: Vec<Value> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for mut row in rows(&engine.internal(&sql).await?) {
+    for mut row in rows(&engine.internal(&sql).await?)? {
         let (duration, ttft) = shape(&mut row);
         let group = take(&mut row, "grp");
         index.insert(group.to_string(), groups.len());
@@ -408,7 +409,7 @@ pub async fn latency(engine: &QueryEngine, p: &Params) -> Result<Value> {
             series_select.join(", "),
             p.filter()
         );
-        for mut row in rows(&engine.internal(&sql).await?) {
+        for mut row in rows(&engine.internal(&sql).await?)? {
             let (duration, ttft) = shape(&mut row);
             let group = take(&mut row, "grp");
             if let Some(&i) = index.get(&group.to_string()) {
@@ -461,7 +462,7 @@ pub async fn tokens(engine: &QueryEngine, p: &Params) -> Result<Value> {
     );
     let mut groups: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut order = Vec::new();
-    for mut row in rows(&engine.internal(&sql).await?) {
+    for mut row in rows(&engine.internal(&sql).await?)? {
         let group = take(&mut row, "grp");
         let key = group.to_string();
         let mut out = Map::new();
@@ -487,7 +488,7 @@ pub async fn tokens(engine: &QueryEngine, p: &Params) -> Result<Value> {
             token_bucket(k),
             p.filter()
         );
-        for mut row in rows(&engine.internal(&sql).await?) {
+        for mut row in rows(&engine.internal(&sql).await?)? {
             let key = take(&mut row, "grp").to_string();
             let (Some(bucket), Some(n)) = (
                 take(&mut row, "bucket").as_u64(),
@@ -528,7 +529,7 @@ pub async fn errors(engine: &QueryEngine, p: &Params) -> Result<Value> {
         p.filter()
     );
     let mut groups: Vec<Map<String, Value>> = Vec::new();
-    for mut row in rows(&engine.internal(&sql).await?) {
+    for mut row in rows(&engine.internal(&sql).await?)? {
         let mut out = Map::new();
         let calls = take(&mut row, "calls");
         let errors = take(&mut row, "errors");
@@ -545,7 +546,7 @@ pub async fn errors(engine: &QueryEngine, p: &Params) -> Result<Value> {
          FROM spans WHERE {} AND ({ERROR}) GROUP BY 1, 2 ORDER BY n DESC, 2",
         p.filter()
     );
-    for mut row in rows(&engine.internal(&sql).await?) {
+    for mut row in rows(&engine.internal(&sql).await?)? {
         let group = take(&mut row, "grp");
         if let Some(g) = groups.iter_mut().find(|g| g.get("group") == Some(&group))
             && let Some(top) = g.get_mut("top_errors").and_then(|t| t.as_array_mut())
@@ -580,7 +581,7 @@ pub async fn sla(engine: &QueryEngine, p: &Params) -> Result<Value> {
     let f = p.filter();
     let totals = rows(
         &engine.internal(&format!("SELECT count(*) AS calls, count(*) FILTER (WHERE {over}) AS over FROM spans WHERE {f}")).await?,
-    );
+    )?;
     let (calls, breaches) = totals
         .into_iter()
         .next()
@@ -601,7 +602,7 @@ pub async fn sla(engine: &QueryEngine, p: &Params) -> Result<Value> {
             "SELECT {expr} AS value, count(*) AS calls, count(*) FILTER (WHERE {over}) AS over FROM spans WHERE {f} \
              GROUP BY 1 ORDER BY over DESC, calls DESC, 1"
         );
-        let list: Vec<Value> = rows(&engine.internal(&sql).await?)
+        let list: Vec<Value> = rows(&engine.internal(&sql).await?)?
             .into_iter()
             .map(|mut r| {
                 let c = take(&mut r, "calls");
@@ -619,7 +620,7 @@ pub async fn sla(engine: &QueryEngine, p: &Params) -> Result<Value> {
                  output_tokens, streaming FROM spans WHERE {f} AND {over} ORDER BY duration_ms DESC, span_id LIMIT 10"
             ))
             .await?,
-    );
+    )?;
     Ok(json!({
         "window": p.window(), "threshold_ms": threshold, "calls": calls, "over": breaches,
         "share": ratio(&breaches, &calls), "breakdown": breakdown, "slowest": slowest,
@@ -641,7 +642,7 @@ pub async fn services(engine: &QueryEngine, p: &Params) -> Result<Value> {
         p.filter()
     );
     let mut nodes: BTreeMap<String, &'static str> = BTreeMap::new();
-    let edges: Vec<Value> = rows(&engine.internal(&sql).await?)
+    let edges: Vec<Value> = rows(&engine.internal(&sql).await?)?
         .into_iter()
         .map(|mut r| {
             let source = take(&mut r, "source");
@@ -690,7 +691,7 @@ pub async fn trace(engine: &QueryEngine, trace_id: &str) -> Result<Value> {
         "SELECT * FROM spans WHERE trace_id = {} ORDER BY start_time, span_id",
         quote(trace_id)
     );
-    let spans = rows(&engine.internal(&sql).await?);
+    let spans = rows(&engine.internal(&sql).await?)?;
     if spans.is_empty() {
         return Err(ExploreError::NotFound(format!(
             "no spans with trace_id {trace_id}"
@@ -706,7 +707,7 @@ pub async fn span(engine: &QueryEngine, span_id: &str) -> Result<Value> {
         "SELECT * FROM spans WHERE span_id = {} ORDER BY start_time LIMIT 1",
         quote(span_id)
     );
-    rows(&engine.internal(&sql).await?)
+    rows(&engine.internal(&sql).await?)?
         .into_iter()
         .next()
         .map(Value::Object)
@@ -743,9 +744,12 @@ pub async fn list(engine: &QueryEngine, p: &Params) -> Result<Value> {
     }
     if let Some(cursor) = p.get("cursor") {
         let (key, id) = decode_cursor(cursor, slowest)?;
-        filter.push_str(&if slowest {
+        filter.push_str(&if slowest && key == "NULL" {
+            // Past the last span with a duration: only the ones without (sorted last) remain.
+            format!(" AND (duration_ms IS NULL AND span_id < {})", quote(&id))
+        } else if slowest {
             format!(
-                " AND (duration_ms < {key} OR (duration_ms = {key} AND span_id < {}))",
+                " AND (duration_ms < {key} OR (duration_ms = {key} AND span_id < {}) OR duration_ms IS NULL)",
                 quote(&id)
             )
         } else {
@@ -764,7 +768,7 @@ pub async fn list(engine: &QueryEngine, p: &Params) -> Result<Value> {
         "SELECT {LIST_COLUMNS}, CAST(start_time AS BIGINT) AS start_ns FROM spans WHERE {filter} ORDER BY {order} LIMIT {}",
         limit + 1
     );
-    let mut spans = rows(&engine.internal(&sql).await?);
+    let mut spans = rows(&engine.internal(&sql).await?)?;
     let more = spans.len() > limit;
     spans.truncate(limit);
     let next_cursor = match spans.last() {
@@ -798,7 +802,7 @@ fn decode_cursor(cursor: &str, slowest: bool) -> Result<(String, String)> {
             "cursor: not a cursor from this endpoint (use next_cursor as given, with the same sort)",
         )
     };
-    if cursor.len() % 2 != 0 || cursor.len() > 512 {
+    if !cursor.is_ascii() || cursor.len() % 2 != 0 || cursor.len() > 512 {
         return Err(invalid());
     }
     let bytes: Vec<u8> = (0..cursor.len())
@@ -809,7 +813,9 @@ fn decode_cursor(cursor: &str, slowest: bool) -> Result<(String, String)> {
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (key, id) = text.split_once('|').ok_or_else(invalid)?;
     check_id(id, "cursor").map_err(|_| invalid())?;
-    let key = if slowest {
+    let key = if slowest && key == "null" {
+        "NULL".to_string()
+    } else if slowest {
         key.parse::<f64>()
             .ok()
             .filter(|v| v.is_finite())

@@ -259,9 +259,12 @@ impl QueryEngine {
         self.query_stream(sql).await?.collect().await
     }
 
-    /// Runs SQL that Lumen itself built (explore endpoints): same limits, no guard needed.
+    /// Runs SQL that Lumen itself built (explore endpoints): same time and concurrency limits, no guard
+    /// needed, and no row cap (those queries bound their own results), so an answer is never cut silently.
     pub async fn internal(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        self.run(sql).await?.collect().await
+        let mut rows = self.run(sql).await?;
+        rows.rows_left = usize::MAX;
+        rows.collect().await
     }
 
     async fn run(&self, sql: &str) -> Result<RowStream, QueryError> {

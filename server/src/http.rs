@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
+use datafusion::error::DataFusionError;
 use lumen_ingest::{BodyFormat, IngestError, Ingester, ParseError, parse_spans};
 use lumen_query::{QueryEngine, QueryError};
 
@@ -396,6 +397,18 @@ pub fn query_error(e: QueryError) -> ApiError {
             retry_after: Some(1),
         },
         QueryError::TooLong(..) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        // The storage failed, not the query: worth a retry.
+        QueryError::DataFusion(DataFusionError::ObjectStore(_) | DataFusionError::IoError(_)) => {
+            ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+                details: None,
+                retry_after: Some(5),
+            }
+        }
+        QueryError::DataFusion(DataFusionError::Internal(_)) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
         _ => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

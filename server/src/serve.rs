@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::sync::watch;
 
 use lumen_ingest::{HotBuffer, IngestConfig, Ingester};
@@ -103,6 +104,18 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         },
         persist_stats.clone(),
     );
+    match persister.recent_span_ids(config.dedup_window).await {
+        Ok(ids) => {
+            tracing::info!(
+                span_ids = ids.len(),
+                "remembered recently flushed span ids for idempotent retries"
+            );
+            buffer.remember_flushed_ids(ids.iter().map(|id| lumen_ingest::buffer::id_hash(id)));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read recent span ids; retries of spans flushed before this start may be stored twice")
+        }
+    }
     let engine = QueryEngine::new(
         store.clone(),
         buffer.clone(),
@@ -130,6 +143,12 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
+    // Without TCP_NODELAY, a small answer waits ~40 ms for the client's delayed ACK (Nagle).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     tracing::info!(%address, storage = %config.storage, data_dir = %config.data_dir.display(), "lumen is serving");
     // A line on stdout that scripts (and the end-to-end tests) can wait for.
     println!("lumen listening on http://{address}");

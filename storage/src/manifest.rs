@@ -201,6 +201,20 @@ impl Manifest {
             })
             .collect();
         deltas.sort_unstable();
+        if !from_checkpoint {
+            // A checkpoint past what we have, or a hole before the first listed delta, means deltas we
+            // never read were already cleaned up: start again from the latest checkpoint.
+            let newer_checkpoint = keys
+                .iter()
+                .any(|k| matches!(k, ManifestKey::Checkpoint(s) if *s > state.seq));
+            let gap = deltas
+                .iter()
+                .find(|s| **s > state.seq)
+                .is_some_and(|first| *first > state.seq + 1);
+            if newer_checkpoint || gap {
+                return Box::pin(self.reload_locked(true)).await;
+            }
+        }
         let after = state.seq;
         for seq in deltas.into_iter().filter(|s| *s > after) {
             let path = paths::manifest_delta(seq);
@@ -241,6 +255,9 @@ impl Manifest {
         let _guard = self.commit_lock.lock().await;
         const MAX_CONFLICTS: usize = 100;
         for _ in 0..MAX_CONFLICTS {
+            // Catch up first: committing on a stale base could reuse a number whose delta was already
+            // folded into a checkpoint and deleted, and such a delta would never be read.
+            self.reload_locked(false).await?;
             let base = self.snapshot();
             let delta = Delta {
                 version: FORMAT_VERSION,
@@ -370,6 +387,30 @@ mod tests {
         assert_eq!(snap.persisted_seq("b"), 3);
         a.refresh().await.unwrap();
         assert_eq!(a.snapshot().files.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_lagged_past_a_checkpoint_catches_up_before_committing() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let busy = Manifest::load(store.clone(), "busy").await.unwrap();
+        let lagging = Manifest::load(store.clone(), "lagging").await.unwrap();
+        for i in 0..(2 * CHECKPOINT_EVERY + 3) {
+            busy.commit(vec![file(&format!("spans/{i}.parquet"), 1)], i + 1)
+                .await
+                .unwrap();
+        }
+        lagging
+            .commit(vec![file("spans/late.parquet", 1)], 9)
+            .await
+            .unwrap();
+        let fresh = Manifest::load(store, "reader").await.unwrap();
+        let snap = fresh.snapshot();
+        assert!(
+            snap.files.contains_key("spans/late.parquet"),
+            "the late commit is visible to a new reader"
+        );
+        assert_eq!(snap.files.len() as u64, 2 * CHECKPOINT_EVERY + 4);
+        assert_eq!(snap.persisted_seq("lagging"), 9);
     }
 
     #[tokio::test]

@@ -214,6 +214,52 @@ impl Persister {
         Ok(stale.len())
     }
 
+    /// The span ids of the most recently committed files, newest first, up to `limit`: what a restarted
+    /// server remembers so that retries of spans flushed before the restart are still recognised.
+    // ParquetObjectReader is deprecated in parquet 59 in favour of a hand-written AsyncFileReader; it still
+    // does exactly this job (ranged reads of one column), so it stays until that replacement is written.
+    #[allow(deprecated)]
+    pub async fn recent_span_ids(&self, limit: usize) -> Result<Vec<String>, FlushError> {
+        use arrow::array::AsArray;
+        use parquet::arrow::ParquetRecordBatchStreamBuilder;
+        use parquet::arrow::ProjectionMask;
+        use parquet::arrow::async_reader::ParquetObjectReader;
+
+        let snapshot = self.manifest.snapshot();
+        let mut files: Vec<_> = snapshot.files.values().collect();
+        files.sort_by_key(|f| std::cmp::Reverse(f.created_ns));
+        let mut ids = Vec::new();
+        for file in files {
+            if ids.len() >= limit {
+                break;
+            }
+            let reader = ParquetObjectReader::new(self.store.clone(), file.path.as_str().into())
+                .with_file_size(file.size);
+            let fail = |source| crate::writer::WriteError::Parquet {
+                path: file.path.clone(),
+                source,
+            };
+            let builder = ParquetRecordBatchStreamBuilder::new(reader)
+                .await
+                .map_err(fail)?;
+            let Some(column) = builder
+                .schema()
+                .index_of(lumen_ingest::schema::names::SPAN_ID)
+                .ok()
+            else {
+                continue;
+            };
+            let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
+            let mut stream = builder.with_projection(mask).build().map_err(fail)?;
+            while let Some(batch) = stream.try_next().await.map_err(fail)? {
+                if let Some(col) = batch.column(0).as_string_opt::<i32>() {
+                    ids.extend(col.iter().flatten().map(str::to_string));
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     /// Runs until `shutdown` turns true, then makes one last attempt to flush.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = self.remove_unreferenced(ORPHAN_GRACE).await {

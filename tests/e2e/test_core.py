@@ -152,6 +152,10 @@ def test_retried_requests_are_not_stored_twice(lumen):
     assert server.ingest(spans).json() == {"accepted": 100, "duplicates": 0}
     assert server.ingest(spans[50:] + make_spans(10, seed=7)).json() == {"accepted": 10, "duplicates": 50}
     assert server.scalar("SELECT count(*) FROM spans") == 110
+    # After a restart (which flushes), retries of spans already in Parquet are still recognised.
+    server.restart()
+    assert server.ingest(spans[:10]).json() == {"accepted": 0, "duplicates": 10}
+    assert server.scalar("SELECT count(*) FROM spans") == 110
 
 
 def test_bad_input_is_refused_with_a_clear_message_and_loses_nothing(lumen):
@@ -177,6 +181,7 @@ def test_bad_input_is_refused_with_a_clear_message_and_loses_nothing(lumen):
     refused(400, "line 2: invalid JSON", body=b'{"start_time": 1}\n{"start_time": \n')
     refused(400, "http_status: must be an HTTP status", spans=[dict(good[0], span_id="h1", http_status=42)])
     refused(400, "end_time is before start_time", spans=[dict(good[0], span_id="e1", end_time=1)])
+    refused(400, "between 1970 and 2200", spans=[dict(good[0], span_id="t1", start_time="1800-01-01T00:00:00Z")])
     refused(400, "the body holds no spans", body=b"\n\n")
     refused(400, "body is not valid gzip", body=b"not gzip", headers={"Content-Encoding": "gzip"})
     big = ndjson(make_spans(400, seed=10, content=True))

@@ -204,6 +204,8 @@ def test_parameters_are_typed(dataset):
         ("/v1/models", {"from": "last tuesday"}, "from:"),
         ("/v1/spans", {"cursor": "00"}, "cursor"),
         ("/v1/spans", {"limit": "100000"}, "limit"),
+        ("/v1/spans", {"cursor": "a\u00e9b0"}, "cursor"),
+        ("/v1/explore/latency", {"step": "1h", "from": "1700-01-01T00:00:00Z"}, "at most 10000"),
         ("/v1/explore/latency", {"step": "1s", "from": "2026-01-01T00:00:00Z"}, "at most 10000"),
     ]:
         r = requests.get(server.url + path, params=params, timeout=30)

@@ -1,0 +1,558 @@
+//! `lumen-bench`: generates realistic span data and measures Lumen next to DuckDB in the same run —
+//! ingest throughput, bytes per span, a suite of user queries (over HTTP and in process, cold and hot)
+//! and freshness — then writes the tables for BENCHMARKS.md.
+
+mod datagen;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "lumen-bench", about = "Benchmarks of Lumen next to DuckDB")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write generated spans as NDJSON.
+    Gen {
+        #[arg(long, default_value_t = 1_000_000)]
+        spans: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Include prompts and completions.
+        #[arg(long)]
+        content: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run every measurement and print the tables.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Small data and few runs: proves the harness works (CI), numbers mean little.
+    #[arg(long)]
+    quick: bool,
+    /// Spans per dataset.
+    #[arg(long, default_value_t = 1_000_000)]
+    spans: u64,
+    /// Timed runs per query (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Concurrent ingest clients.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// The lumen binary to measure.
+    #[arg(long, default_value = "target/release/lumen")]
+    lumen: PathBuf,
+    /// Python with duckdb installed (the peer).
+    #[arg(long, default_value = ".venv/bin/python")]
+    python: PathBuf,
+    /// Scratch directory (data sets, data dirs).
+    #[arg(long, default_value = "target/bench")]
+    work: PathBuf,
+    /// Also write the tables to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+const START_UNIX: i64 = 1_795_852_800; // 2026-11-28T00:00:00Z
+const HOURS: i64 = 24;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Gen {
+            spans,
+            seed,
+            content,
+            out,
+        } => {
+            let file = std::fs::File::create(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            datagen::generate(
+                &datagen::Options {
+                    spans,
+                    seed,
+                    content,
+                    start_unix: START_UNIX,
+                    hours: HOURS,
+                },
+                &mut w,
+            )?;
+            Ok(())
+        }
+        Cmd::Run(mut args) => {
+            if args.quick {
+                args.spans = args.spans.min(20_000);
+                args.runs = args.runs.min(2);
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(run(&args))?;
+            println!("{report}");
+            if let Some(out) = &args.out {
+                std::fs::write(out, &report)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    pid: u32,
+}
+
+impl Server {
+    async fn start(lumen: &Path, data_dir: &Path) -> anyhow::Result<Server> {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let child = Command::new(lumen)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .args(["--query-max-rows", "10000000", "--query-timeout", "600s"])
+            .env("LUMEN_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", lumen.display()))?;
+        let pid = child.id();
+        let server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            pid,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if client
+                .get(format!("{}/healthz", server.url))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("lumen did not start")
+    }
+
+    /// Peak resident memory (VmHWM) in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .map(str::to_string)
+            })
+            .and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        // SIGTERM: a clean stop flushes what is left.
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn dir_bytes(dir: &Path, ext: &str) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                total += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+struct IngestResult {
+    seconds: f64,
+    bytes: u64,
+    peak_rss_mib: f64,
+    parquet_bytes: u64,
+}
+
+async fn ingest(args: &RunArgs, ndjson: &Path, data_dir: &Path) -> anyhow::Result<IngestResult> {
+    let _ = std::fs::remove_dir_all(data_dir);
+    let text = std::fs::read(ndjson)?;
+    let lines: Vec<&[u8]> = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let chunks: Vec<Vec<u8>> = lines.chunks(2000).map(|c| c.join(&b'\n')).collect();
+    let server = Server::start(&args.lumen, data_dir).await?;
+    let client = reqwest::Client::new();
+    let queue = Arc::new(std::sync::Mutex::new(chunks.into_iter()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients {
+        let queue = queue.clone();
+        let client = client.clone();
+        let url = format!("{}/v1/spans", server.url);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?
+                    .next();
+                let Some(body) = next else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                loop {
+                    let r = client
+                        .post(&url)
+                        .header("Content-Type", "application/x-ndjson")
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    match r.status().as_u16() {
+                        200 => break,
+                        503 => tokio::time::sleep(Duration::from_millis(200)).await,
+                        s => bail!(
+                            "ingest answered {s}: {}",
+                            r.text().await.unwrap_or_default()
+                        ),
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_rss_mib = server.peak_rss_mib();
+    server.stop()?;
+    Ok(IngestResult {
+        seconds,
+        bytes: text.len() as u64,
+        peak_rss_mib,
+        parquet_bytes: dir_bytes(&data_dir.join("spans"), "parquet"),
+    })
+}
+
+fn peer(args: &RunArgs, cli_args: &[String]) -> anyhow::Result<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("duckdb_peer.py");
+    let out = Command::new(&args.python)
+        .arg(script)
+        .args(cli_args)
+        .output()
+        .context("running the DuckDB peer")?;
+    if !out.status.success() {
+        bail!(
+            "DuckDB peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn queries(trace_id: &str) -> Vec<(&'static str, String)> {
+    let last_hour = chrono::DateTime::from_timestamp(START_UNIX + (HOURS - 1) * 3600, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    vec![
+        ("P90/P99 latency by model", "SELECT request_model, quantile_cont(duration_ms, 0.9) AS p90, quantile_cont(duration_ms, 0.99) AS p99 FROM spans GROUP BY 1 ORDER BY 1".into()),
+        ("P90/P99 latency by model, last hour", format!("SELECT request_model, quantile_cont(duration_ms, 0.9) AS p90, quantile_cont(duration_ms, 0.99) AS p99 FROM spans WHERE start_time >= '{last_hour}' GROUP BY 1 ORDER BY 1")),
+        ("token distribution by model", "SELECT request_model, count(*) AS calls, avg(input_tokens) AS avg_in, quantile_cont(input_tokens, 0.5) AS p50_in, quantile_cont(output_tokens, 0.9) AS p90_out, sum(input_tokens) AS input, sum(output_tokens) AS output FROM spans GROUP BY 1 ORDER BY 1".into()),
+        ("error rate by provider", "SELECT provider, count(*) FILTER (WHERE error_type IS NOT NULL) * 1.0 / count(*) AS error_rate FROM spans GROUP BY 1 ORDER BY 1".into()),
+        ("SLA breaches over 1 s by service", "SELECT service_name, count(*) FILTER (WHERE duration_ms > 1000) AS breaches, count(*) AS calls FROM spans GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20".into()),
+        ("top 20 slowest calls with prompts", "SELECT span_id, request_model, duration_ms, input_messages FROM spans ORDER BY duration_ms DESC LIMIT 20".into()),
+        ("one trace by trace_id", format!("SELECT * FROM spans WHERE trace_id = '{trace_id}' ORDER BY start_time")),
+        ("daily cost per model", "SELECT date_trunc('day', start_time) AS day, request_model, sum(cost_usd) AS cost FROM spans GROUP BY 1, 2 ORDER BY 1, 2".into()),
+    ]
+}
+
+async fn http_query(client: &reqwest::Client, url: &str, sql: &str) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let r = client
+        .post(format!("{url}/v1/sql"))
+        .json(&serde_json::json!({"sql": sql, "format": "arrow"}))
+        .send()
+        .await?;
+    let status = r.status();
+    let body = r.bytes().await?;
+    if !status.is_success() {
+        bail!("query failed: {}", String::from_utf8_lossy(&body));
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+async fn in_process(
+    data_dir: &Path,
+    sqls: &[String],
+    runs: usize,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    use lumen_query::{QueryEngine, QueryOptions};
+    let store = lumen_storage::open_store(
+        &lumen_storage::StorageLocation::Local(data_dir.to_path_buf()),
+        &Default::default(),
+    )?;
+    let manifest = Arc::new(lumen_storage::Manifest::load(store.clone(), "bench").await?);
+    let buffer = Arc::new(lumen_ingest::HotBuffer::new(1));
+    let options = QueryOptions {
+        max_rows: usize::MAX,
+        timeout: Duration::from_secs(600),
+        ..QueryOptions::default()
+    };
+    let engine = QueryEngine::new(store, buffer, manifest, &options)?;
+    let mut out = Vec::new();
+    for sql in sqls {
+        let started = Instant::now();
+        engine.query(sql).await?;
+        let cold = started.elapsed().as_secs_f64();
+        let mut hot = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            engine.query(sql).await?;
+            hot.push(started.elapsed().as_secs_f64());
+        }
+        out.push((cold, median(hot)));
+    }
+    Ok(out)
+}
+
+async fn freshness(args: &RunArgs, data_dir: &Path) -> anyhow::Result<(f64, f64)> {
+    let server = Server::start(&args.lumen, data_dir).await?;
+    let client = reqwest::Client::new();
+    let mut waits = Vec::new();
+    for i in 0..if args.quick { 20 } else { 200 } {
+        let id = format!("fresh{i:08x}");
+        let body = format!(
+            "{{\"span_id\":\"{id}\",\"start_time\":{}}}",
+            (START_UNIX + 3600) * 1_000_000_000
+        );
+        let r = client
+            .post(format!("{}/v1/spans", server.url))
+            .header("Content-Type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("freshness ingest failed: {}", r.status());
+        }
+        let acked = Instant::now();
+        loop {
+            let r = client
+                .post(format!("{}/v1/sql", server.url))
+                .json(&serde_json::json!({"sql": format!("SELECT count(*) FROM spans WHERE span_id = '{id}'")}))
+                .send()
+                .await?
+                .json::<serde_json::Value>()
+                .await?;
+            if r["rows"][0][0] == 1 {
+                break;
+            }
+        }
+        waits.push(acked.elapsed().as_secs_f64() * 1e3);
+    }
+    server.stop()?;
+    waits.sort_by(f64::total_cmp);
+    let p = |q: f64| waits[((waits.len() - 1) as f64 * q).round() as usize];
+    Ok((p(0.5), p(0.99)))
+}
+
+async fn run(args: &RunArgs) -> anyhow::Result<String> {
+    std::fs::create_dir_all(&args.work)?;
+    let work = args.work.canonicalize()?;
+    if !args.lumen.exists() {
+        bail!(
+            "{} does not exist: build it first (cargo build --release)",
+            args.lumen.display()
+        );
+    }
+    let mut report = String::new();
+    let machine = format!(
+        "{} cores, {} GiB RAM",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().next().and_then(|l| l
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()))
+            .map_or(0, |kb| kb / 1024 / 1024)
+    );
+    report.push_str(&format!(
+        "Machine: {machine}. Lumen binary: `{}`. Spans per data set: {}. Timed runs per query: {} (median). Ingest clients: {}.{}\n\n",
+        args.lumen.display(),
+        args.spans,
+        args.runs,
+        args.clients,
+        if args.quick { " **Quick mode: proves the harness, not the numbers.**" } else { "" }
+    ));
+
+    // 1 + 2: ingest and storage, metadata-only and with content.
+    report.push_str("### Ingest (POST /v1/spans, durable) vs DuckDB NDJSON → Parquet\n\n");
+    report.push_str("| data | spans | NDJSON MB | Lumen s | Lumen spans/s | Lumen MB/s | Lumen peak RSS MiB | DuckDB s | Lumen / DuckDB time |\n|---|---|---|---|---|---|---|---|---|\n");
+    let mut storage_rows = Vec::new();
+    for (label, content, seed) in [("metadata only", false, 1), ("with content", true, 2)] {
+        let ndjson = work.join(format!("spans-{seed}-{}.ndjson", args.spans));
+        if !ndjson.exists() {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&ndjson)?);
+            datagen::generate(
+                &datagen::Options {
+                    spans: args.spans,
+                    seed,
+                    content,
+                    start_unix: START_UNIX,
+                    hours: HOURS,
+                },
+                &mut w,
+            )?;
+        }
+        let data_dir = work.join(format!("lumen-{seed}"));
+        let ours = ingest(args, &ndjson, &data_dir).await?;
+        let duck_out = work.join(format!("duckdb-{seed}.parquet"));
+        let duck = peer(
+            args,
+            &[
+                "convert".into(),
+                ndjson.display().to_string(),
+                duck_out.display().to_string(),
+            ],
+        )?;
+        let duck_s = duck["seconds"].as_f64().unwrap_or(f64::NAN);
+        let mb = ours.bytes as f64 / 1e6;
+        report.push_str(&format!(
+            "| {label} | {} | {mb:.0} | {:.2} | {:.0} | {:.1} | {:.0} | {duck_s:.2} | {:.2} |\n",
+            args.spans,
+            ours.seconds,
+            args.spans as f64 / ours.seconds,
+            mb / ours.seconds,
+            ours.peak_rss_mib,
+            ours.seconds / duck_s,
+        ));
+        storage_rows.push((
+            label,
+            ours.bytes,
+            ours.parquet_bytes,
+            duck["bytes"].as_u64().unwrap_or(0),
+        ));
+    }
+    report.push_str("\n### Storage: bytes per span\n\n| data | NDJSON | Lumen Parquet | DuckDB Parquet | Lumen / DuckDB |\n|---|---|---|---|---|\n");
+    for (label, ndjson, lumen, duck) in storage_rows {
+        let n = args.spans as f64;
+        report.push_str(&format!(
+            "| {label} | {:.0} | {:.0} | {:.0} | {:.2} |\n",
+            ndjson as f64 / n,
+            lumen as f64 / n,
+            duck as f64 / n,
+            lumen as f64 / duck as f64
+        ));
+    }
+
+    // 3: queries on the content data set's Parquet files.
+    let data_dir = work.join("lumen-2");
+    let trace_id = format!("{:016x}{:016x}", 2, args.spans / 6);
+    let suite = queries(&trace_id);
+    let sqls: Vec<String> = suite.iter().map(|(_, s)| s.clone()).collect();
+    let server = Server::start(&args.lumen, &data_dir).await?;
+    let client = reqwest::Client::new();
+    let mut http = Vec::new();
+    for sql in &sqls {
+        let cold = http_query(&client, &server.url, sql).await?;
+        let mut hot = Vec::new();
+        for _ in 0..args.runs {
+            hot.push(http_query(&client, &server.url, sql).await?);
+        }
+        http.push((cold, median(hot)));
+    }
+    server.stop()?;
+    let local = in_process(&data_dir, &sqls, args.runs).await?;
+    let glob = data_dir
+        .join("spans")
+        .join("**")
+        .join("*.parquet")
+        .display()
+        .to_string();
+    let mut peer_args = vec!["queries".to_string(), glob, args.runs.to_string()];
+    peer_args.extend(sqls.iter().cloned());
+    let duck = peer(args, &peer_args)?;
+    report.push_str(&format!(
+        "\n### Queries on {} spans with content (the same Parquet files)\n\n| query | Lumen HTTP cold ms | Lumen HTTP hot ms | Lumen in-process hot ms | DuckDB cold ms | DuckDB hot ms | Lumen HTTP / DuckDB (hot) |\n|---|---|---|---|---|---|---|\n",
+        args.spans
+    ));
+    let mut log_ratio = 0.0;
+    for (i, (name, _)) in suite.iter().enumerate() {
+        let d_cold = duck["cold"][i].as_f64().unwrap_or(f64::NAN);
+        let d_hot = median(
+            duck["hot"][i]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+                .unwrap_or_default(),
+        );
+        let ratio = http[i].1 / d_hot;
+        log_ratio += ratio.ln();
+        report.push_str(&format!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {ratio:.2} |\n",
+            http[i].0 * 1e3,
+            http[i].1 * 1e3,
+            local[i].1 * 1e3,
+            d_cold * 1e3,
+            d_hot * 1e3,
+        ));
+    }
+    report.push_str(&format!(
+        "\nGeometric mean of Lumen HTTP / DuckDB (hot): **{:.2}**\n",
+        (log_ratio / suite.len() as f64).exp()
+    ));
+
+    // 4: freshness.
+    let (p50, p99) = freshness(args, &work.join("lumen-fresh")).await?;
+    report.push_str(&format!(
+        "\n### Freshness: ingest 200 → visible to SQL\n\n| p50 ms | p99 ms |\n|---|---|\n| {p50:.2} | {p99:.2} |\n"
+    ));
+    Ok(report)
+}
