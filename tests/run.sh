@@ -37,6 +37,12 @@ cargo build --workspace --locked
 log "cargo test --workspace"
 cargo test --workspace --locked
 
+log "benchmark harness, quick mode (proves it runs; numbers from a debug build mean nothing)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+"$TARGET/debug/lumen-bench" run --quick --lumen "$TARGET/debug/lumen" --python "$VENV/bin/python" \
+  --work "$TARGET/bench-quick" > "$TARGET/bench-quick.md"
+tail -n 8 "$TARGET/bench-quick.md"
+
 log "end-to-end tests (pytest tests/e2e)"
 export LUMEN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/lumen"
 "$VENV/bin/python" -m pytest tests/e2e -v -p no:cacheprovider --durations=10 "$@"

@@ -222,15 +222,23 @@ struct IngestResult {
 
 async fn ingest(args: &RunArgs, ndjson: &Path, data_dir: &Path) -> anyhow::Result<IngestResult> {
     let _ = std::fs::remove_dir_all(data_dir);
-    let text = std::fs::read(ndjson)?;
-    let lines: Vec<&[u8]> = text
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
-    let chunks: Vec<Vec<u8>> = lines.chunks(2000).map(|c| c.join(&b'\n')).collect();
+    let bytes = std::fs::metadata(ndjson)?.len();
+    // Bodies of 2000 lines, read from the file as the clients need them (memory stays flat on big files).
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(ndjson)?);
+    let chunks = std::iter::from_fn(move || {
+        use std::io::BufRead;
+        let mut body = Vec::new();
+        for _ in 0..2000 {
+            match reader.read_until(b'\n', &mut body) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        (!body.is_empty()).then_some(body)
+    });
     let server = Server::start(&args.lumen, data_dir).await?;
     let client = reqwest::Client::new();
-    let queue = Arc::new(std::sync::Mutex::new(chunks.into_iter()));
+    let queue = Arc::new(std::sync::Mutex::new(chunks));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
@@ -273,7 +281,7 @@ async fn ingest(args: &RunArgs, ndjson: &Path, data_dir: &Path) -> anyhow::Resul
     server.stop()?;
     Ok(IngestResult {
         seconds,
-        bytes: text.len() as u64,
+        bytes,
         peak_rss_mib,
         parquet_bytes: dir_bytes(&data_dir.join("spans"), "parquet"),
     })
