@@ -7,9 +7,10 @@ ROOT=$(pwd)
 
 log() { printf '\n== %s\n' "$*"; }
 
-# System packages (clang and libbpf are for the eBPF sensor; pkg-config and a C toolchain for -sys crates).
+# System packages (clang and libbpf are for the eBPF sensor; pkg-config and a C toolchain for -sys crates;
+# tcpdump records the loopback traffic that the sensor's replay tests decode).
 need_apt=()
-for pkg in clang libbpf-dev pkg-config; do
+for pkg in clang libbpf-dev pkg-config tcpdump; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -45,4 +46,5 @@ tail -n 8 "$TARGET/bench-quick.md"
 
 log "end-to-end tests (pytest tests/e2e)"
 export LUMEN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/lumen"
+export LUMEN_SENSOR_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/lumen-sensor"
 "$VENV/bin/python" -m pytest tests/e2e -v -p no:cacheprovider --durations=10 "$@"

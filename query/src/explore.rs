@@ -418,10 +418,9 @@ pub async fn latency(engine: &QueryEngine, p: &Params) -> Result<Value> {
                 if let Some(series) = groups[i]
                     .as_object_mut()
                     .map(|g| g.entry("series").or_insert(json!([])))
+                    && let Some(list) = series.as_array_mut()
                 {
-                    if let Some(list) = series.as_array_mut() {
-                        list.push(point);
-                    }
+                    list.push(point);
                 }
             }
         }
@@ -802,7 +801,7 @@ fn decode_cursor(cursor: &str, slowest: bool) -> Result<(String, String)> {
             "cursor: not a cursor from this endpoint (use next_cursor as given, with the same sort)",
         )
     };
-    if !cursor.is_ascii() || cursor.len() % 2 != 0 || cursor.len() > 512 {
+    if !cursor.is_ascii() || !cursor.len().is_multiple_of(2) || cursor.len() > 512 {
         return Err(invalid());
     }
     let bytes: Vec<u8> = (0..cursor.len())
