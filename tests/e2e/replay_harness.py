@@ -111,10 +111,10 @@ class Capture:
 REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|HEAD|DELETE|PATCH|OPTIONS) (\S+) HTTP/1\.[01]\r\n")
 
 
-def pcap_requests(path) -> list[tuple[int, str, str]]:
-    """(timestamp ns, method, target) of every TCP segment that starts with an HTTP/1.x request line, read
-    straight from the pcap (Ethernet or Linux cooked link types, IPv4/IPv6). Used to check that the capture
-    itself is complete, independently of the decoder under test."""
+def tcp_segments(path):
+    """Every TCP segment of a pcap file, in capture order, as (timestamp ns, source port, destination port,
+    sequence number, TCP flags, payload) (Ethernet or Linux cooked link types, IPv4/IPv6). Read straight from
+    the file, independently of the decoder under test."""
     data = Path(path).read_bytes()
     magic = data[:4]
     if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
@@ -125,7 +125,7 @@ def pcap_requests(path) -> list[tuple[int, str, str]]:
         raise AssertionError(f"{path} is not a classic pcap file (magic {magic.hex()})")
     nanos = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
     linktype = struct.unpack(endian + "I", data[20:24])[0]
-    off, out = 24, []
+    off = 24
     while off + 16 <= len(data):
         sec, frac, incl, _orig = struct.unpack(endian + "IIII", data[off:off + 16])
         pkt = data[off + 16:off + 16 + incl]
@@ -152,11 +152,70 @@ def pcap_requests(path) -> list[tuple[int, str, str]]:
             l4 = l3 + 40
         else:
             continue
-        payload = pkt[l4 + ((pkt[l4 + 12] >> 4) * 4):]
+        sport, dport, seq = struct.unpack(">HHI", pkt[l4:l4 + 8])
+        flags = pkt[l4 + 13]
+        yield ts, sport, dport, seq, flags, pkt[l4 + ((pkt[l4 + 12] >> 4) * 4):]
+
+
+def pcap_requests(path) -> list[tuple[int, str, str]]:
+    """(timestamp ns, method, target) of every TCP segment that starts with an HTTP/1.x request line, read
+    straight from the pcap. Used to check that the capture itself is complete, independently of the decoder
+    under test."""
+    out = []
+    for ts, _sport, _dport, _seq, _flags, payload in tcp_segments(path):
         m = REQUEST_LINE.match(payload)
         if m:
             out.append((ts, m.group(1).decode(), m.group(2).decode()))
     return out
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_FRAME_TYPES = {0: "DATA", 1: "HEADERS", 2: "PRIORITY", 3: "RST_STREAM", 4: "SETTINGS", 5: "PUSH_PROMISE",
+                  6: "PING", 7: "GOAWAY", 8: "WINDOW_UPDATE", 9: "CONTINUATION"}
+
+
+def pcap_h2_connections(path, server_port: int) -> dict[int, list[dict]]:
+    """The HTTP/2 frames of every TCP connection to `server_port`, read straight from the pcap (each
+    direction reassembled by sequence number, retransmits dropped): {client port: [frame, ...]} in time
+    order, a frame being {"ts", "dir" ("c2s" or "s2c"), "type", "flags", "stream", "length"} with ts the
+    capture time of the segment holding the frame's first byte. The client direction must start with the
+    prior-knowledge preface. Used to check the shape of an h2c capture independently of the decoder."""
+    flows: dict[tuple[int, str], dict] = {}
+    for ts, sport, dport, seq, flags, payload in tcp_segments(path):
+        if server_port not in (sport, dport):
+            continue
+        client, direction = (sport, "c2s") if dport == server_port else (dport, "s2c")
+        flow = flows.setdefault((client, direction), {"next": None, "bytes": bytearray(), "times": []})
+        if flags & 0x02:  # SYN: the first data byte is seq + 1
+            flow["next"] = (seq + 1) & 0xFFFFFFFF
+            continue
+        if not payload or flow["next"] is None:
+            continue
+        skip = (flow["next"] - seq) & 0xFFFFFFFF
+        if skip >= len(payload) or skip > 1 << 30:  # a retransmit of bytes already seen, or a gap
+            assert skip < 1 << 30, f"bytes missing from the capture of connection {client} {direction}"
+            continue
+        flow["times"].append((len(flow["bytes"]), ts))
+        flow["bytes"] += payload[skip:]
+        flow["next"] = (seq + len(payload)) & 0xFFFFFFFF
+    conns: dict[int, list[dict]] = {}
+    for (client, direction), flow in flows.items():
+        buf, pos = bytes(flow["bytes"]), 0
+        if direction == "c2s":
+            assert buf.startswith(H2_PREFACE), f"connection from port {client} does not start with the h2 preface"
+            pos = len(H2_PREFACE)
+        times = flow["times"]
+        frames = conns.setdefault(client, [])
+        while pos + 9 <= len(buf):
+            length = int.from_bytes(buf[pos:pos + 3], "big")
+            ts = next(t for off, t in reversed(times) if off <= pos)
+            frames.append({"ts": ts, "dir": direction, "type": H2_FRAME_TYPES.get(buf[pos + 3], buf[pos + 3]),
+                           "flags": buf[pos + 4], "stream": int.from_bytes(buf[pos + 5:pos + 9], "big") & 0x7FFFFFFF,
+                           "length": length})
+            pos += 9 + length
+    for frames in conns.values():
+        frames.sort(key=lambda f: f["ts"])
+    return conns
 
 
 # --- replay ------------------------------------------------------------------------------------------

@@ -407,7 +407,11 @@ impl Exchange {
         if matches!(self.response_body, ResponseBody::Sniff { .. }) {
             self.resolve_sniff(end_ns);
         }
-        if !complete || !self.response_started {
+        // A stream whose own end marker arrived is whole even if the connection then closed early
+        // (clients hang up right after `[DONE]`).
+        let stream_done =
+            matches!(&self.response_body, ResponseBody::Stream { stream, .. } if stream.done());
+        if (!complete && !stream_done) || !self.response_started {
             self.span.flag(flags::TRUNCATED);
         }
         let policy = self.config.policy;

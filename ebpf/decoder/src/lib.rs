@@ -72,7 +72,7 @@ impl Default for DecoderConfig {
             policy: ContentPolicy { capture: true },
             max_request_body: 8 << 20,
             max_response_body: 16 << 20,
-            prices: Arc::new(PriceTable::embedded().clone()),
+            prices: PriceTable::embedded(),
             source: "ebpf".into(),
         }
     }

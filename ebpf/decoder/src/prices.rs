@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -59,9 +59,9 @@ pub struct PriceTable {
     models: HashMap<String, ModelPrice>,
 }
 
-static EMBEDDED_TABLE: LazyLock<PriceTable> = LazyLock::new(|| {
+static EMBEDDED_TABLE: LazyLock<Arc<PriceTable>> = LazyLock::new(|| {
     // The embedded file is ours and checked by a unit test; an error here is a build defect.
-    PriceTable::parse(EMBEDDED, "embedded").unwrap_or_default()
+    Arc::new(PriceTable::parse(EMBEDDED, "embedded").unwrap_or_default())
 });
 
 /// LiteLLM key prefixes by OTel provider name.
@@ -104,9 +104,9 @@ fn without_date_suffix(model: &str) -> Option<&str> {
 }
 
 impl PriceTable {
-    /// The table built into the binary.
-    pub fn embedded() -> &'static PriceTable {
-        &EMBEDDED_TABLE
+    /// The table built into the binary (parsed once, shared).
+    pub fn embedded() -> Arc<PriceTable> {
+        EMBEDDED_TABLE.clone()
     }
 
     fn parse(text: &str, path: &str) -> Result<PriceTable, PriceError> {
@@ -135,7 +135,7 @@ impl PriceTable {
             source,
         })?;
         let overrides = PriceTable::parse(&text, &display)?;
-        let mut table = PriceTable::embedded().clone();
+        let mut table = PriceTable::clone(&PriceTable::embedded());
         table.models.extend(overrides.models);
         Ok(table)
     }

@@ -61,14 +61,14 @@ fn main() -> Result<()> {
             all,
         } => {
             let prices = match prices {
-                Some(path) => PriceTable::with_overrides(&path)?,
-                None => PriceTable::embedded().clone(),
+                Some(path) => Arc::new(PriceTable::with_overrides(&path)?),
+                None => PriceTable::embedded(),
             };
             let config = Arc::new(DecoderConfig {
                 policy: ContentPolicy {
                     capture: !metadata_only,
                 },
-                prices: Arc::new(prices),
+                prices,
                 source: "pcap".into(),
                 ..DecoderConfig::default()
             });

@@ -130,6 +130,7 @@ fn apply_block(acc: &mut OutputAcc, index: u64, block: &Value) {
 #[derive(Default)]
 pub(crate) struct MessagesStream {
     acc: OutputAcc,
+    pub(crate) stopped: bool,
     start_usage: Option<Value>,
     delta_usage: Option<Value>,
 }
@@ -189,6 +190,10 @@ impl MessagesStream {
                 }
                 false
             }
+            "message_stop" => {
+                self.stopped = true;
+                false
+            }
             "error" => {
                 let (kind, message) = error_of(event);
                 super::stream_error(span, kind, message);
@@ -235,5 +240,9 @@ impl StreamDecoder for MessagesStream {
 
     fn finish(&mut self, span: &mut Span, policy: ContentPolicy) {
         self.write(span, policy);
+    }
+
+    fn done(&self) -> bool {
+        self.stopped
     }
 }

@@ -446,6 +446,10 @@ impl StreamDecoder for ConverseStream {
         }
         self.acc.write(span, policy);
     }
+
+    fn done(&self) -> bool {
+        self.tokens.is_some()
+    }
 }
 
 /// InvokeModelWithResponseStream: `chunk` events whose `bytes` are base64 vendor-native chunks.
@@ -539,6 +543,10 @@ impl StreamDecoder for InvokeStream {
                 );
             }
         }
+    }
+
+    fn done(&self) -> bool {
+        self.metrics.is_some() || self.anthropic.stopped
     }
 }
 

@@ -264,4 +264,8 @@ impl StreamDecoder for GeminiStream {
         }
         self.acc.write(span, policy);
     }
+
+    fn done(&self) -> bool {
+        !self.acc.choices.is_empty() && self.acc.choices.values().all(|c| c.finish.is_some())
+    }
 }

@@ -400,6 +400,9 @@ pub trait StreamDecoder: Send {
     fn on_frame(&mut self, frame: &Frame, span: &mut Span) -> bool;
     /// Writes what was accumulated (output messages, finish reasons, usage) into the span.
     fn finish(&mut self, span: &mut Span, policy: ContentPolicy);
+    /// The stream's own end marker was seen (`[DONE]`, `message_stop`, `response.completed`, …): a
+    /// connection closed right after it lost nothing.
+    fn done(&self) -> bool;
 }
 
 pub fn stream_decoder(call: &Call) -> Box<dyn StreamDecoder> {

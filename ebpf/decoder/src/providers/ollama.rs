@@ -161,6 +161,7 @@ pub(super) fn response(call: &Call, json: &Value, span: &mut Span, policy: Conte
 #[derive(Default)]
 pub(super) struct OllamaStream {
     acc: OutputAcc,
+    done: bool,
 }
 
 impl StreamDecoder for OllamaStream {
@@ -177,10 +178,15 @@ impl StreamDecoder for OllamaStream {
             super::stream_error(span, kind, message);
             return false;
         }
+        self.done |= json.get("done").and_then(Value::as_bool) == Some(true);
         apply(&json, span, &mut self.acc)
     }
 
     fn finish(&mut self, span: &mut Span, policy: ContentPolicy) {
         self.acc.write(span, policy);
+    }
+
+    fn done(&self) -> bool {
+        self.done
     }
 }

@@ -347,6 +347,7 @@ fn responses_object(json: &Value, span: &mut Span, policy: ContentPolicy) {
 pub(super) struct ChatStream {
     acc: OutputAcc,
     tokens: Option<Tokens>,
+    done: bool,
 }
 
 impl StreamDecoder for ChatStream {
@@ -365,6 +366,7 @@ impl StreamDecoder for ChatStream {
             Frame::EventStream(_) => return false,
         };
         if data.starts_with(b"[DONE]") {
+            self.done = true;
             return false;
         }
         let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
@@ -464,6 +466,10 @@ impl StreamDecoder for ChatStream {
         }
         self.acc.write(span, policy);
     }
+
+    fn done(&self) -> bool {
+        self.done
+    }
 }
 
 /// Responses API streams (`event:` + `data:` with typed events).
@@ -549,5 +555,9 @@ impl StreamDecoder for ResponsesStream {
             }
             None => self.acc.write(span, policy),
         }
+    }
+
+    fn done(&self) -> bool {
+        self.final_response.is_some()
     }
 }
