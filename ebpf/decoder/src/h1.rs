@@ -512,7 +512,8 @@ impl H1Connection {
             .exchanges
             .front()
             .filter(|e| !e.has_response() && e.start_ns() <= ts);
-        let method = owner.and_then(|_| self.pending_method());
+        // Only the method of the request being answered matters (HEAD responses have no body).
+        let method = owner.map(|e| e.method().to_string());
         let body = response_body(method.as_deref(), &head);
         self.responses.set_body(body);
         if head.status == 101 {
@@ -532,11 +533,6 @@ impl H1Connection {
         if body == Body::None {
             self.finish_front(ts, true);
         }
-    }
-
-    fn pending_method(&self) -> Option<String> {
-        // The method is kept on the span, which the exchange owns; HEAD is the only one that matters.
-        self.exchanges.front().map(|e| e.method().to_string())
     }
 
     fn finish_front(&mut self, ts: i64, complete: bool) {

@@ -169,7 +169,6 @@ fn unpad(flags: u8, kind: u8, payload: &[u8]) -> Option<&[u8]> {
 
 struct Stream {
     exchange: Exchange,
-    response_ended: bool,
 }
 
 pub struct H2Connection {
@@ -373,20 +372,12 @@ impl H2Connection {
         {
             self.end_stream(oldest, ts, false);
         }
-        self.streams.insert(
-            stream_id,
-            Stream {
-                exchange,
-                response_ended: false,
-            },
-        );
+        self.streams.insert(stream_id, Stream { exchange });
     }
 
     fn end_stream(&mut self, stream_id: u32, ts: i64, complete: bool) {
-        if let Some(mut stream) = self.streams.remove(&stream_id) {
-            stream.response_ended = complete;
-            self.spans
-                .push(stream.exchange.finish(ts, stream.response_ended));
+        if let Some(stream) = self.streams.remove(&stream_id) {
+            self.spans.push(stream.exchange.finish(ts, complete));
         }
     }
 

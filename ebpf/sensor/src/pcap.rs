@@ -112,9 +112,10 @@ impl Half {
         let skip = (self.delivered as i64 - offset).max(0) as usize;
         let start = offset.max(self.delivered as i64) as u64;
         if self.pending_bytes < MAX_PENDING || start == self.delivered {
-            self.pending_bytes += payload.len() - skip;
             let entry = self.pending.entry(start).or_default();
+            // Keep the longer copy of a retransmitted segment; count only what is stored.
             if entry.len() < payload.len() - skip {
+                self.pending_bytes += payload.len() - skip - entry.len();
                 *entry = payload[skip..].to_vec();
             }
         }
@@ -372,7 +373,11 @@ impl Replayer {
                                     / u128::from(resolution.max(1)))
                                     as i64;
                                 let caplen = (epb.caplen as usize).min(epb.data.len());
-                                (linktype, ns + offset * 1_000_000_000, &epb.data[..caplen])
+                                (
+                                    linktype,
+                                    ns.saturating_add(offset.saturating_mul(1_000_000_000)),
+                                    &epb.data[..caplen],
+                                )
                             }),
                         PcapBlockOwned::NG(Block::SimplePacket(spb)) => interfaces
                             .first()
@@ -450,6 +455,11 @@ mod tests {
         let mut half = Half::default();
         let (bytes, gaps) = collect(&mut half, &[(u32::MAX - 2, b"abc"), (0, b"def")]);
         assert_eq!((bytes.as_slice(), gaps), (&b"abcdef"[..], 0));
+        // An out-of-order segment retransmitted before the hole fills is stored and counted once.
+        let mut half = Half::default();
+        let (bytes, gaps) = collect(&mut half, &[(1, b"ab"), (5, b"ef"), (5, b"ef"), (3, b"cd")]);
+        assert_eq!((bytes.as_slice(), gaps), (&b"abcdef"[..], 0));
+        assert_eq!(half.pending_bytes, 0);
         let mut half = Half::default();
         let (bytes, gaps) = collect(&mut half, &[(1, b"ab"), (10, b"xy")]);
         assert_eq!((bytes.as_slice(), gaps), (&b"abxy"[..], 7));
