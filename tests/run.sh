@@ -8,11 +8,13 @@ ROOT=$(pwd)
 log() { printf '\n== %s\n' "$*"; }
 
 # System packages (clang and libbpf are for the eBPF sensor; pkg-config and a C toolchain for -sys crates;
-# tcpdump records the loopback traffic that the sensor's replay tests decode).
+# tcpdump records the loopback traffic that the sensor's replay tests decode; openssl makes the fake
+# provider's certificate; curl and Node.js are clients the live sensor tests capture).
 need_apt=()
-for pkg in clang libbpf-dev pkg-config tcpdump; do
+for pkg in clang libbpf-dev pkg-config tcpdump openssl curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -203,7 +203,9 @@ class _Server(ThreadingHTTPServer):
 class FakeProvider:
     """The fake provider on a loopback port. `with FakeProvider() as fp: fp.url ...`"""
 
-    def __init__(self, host="127.0.0.1", port=0, delay=DEFAULT_DELAY, verbose=False):
+    def __init__(self, host="127.0.0.1", port=0, delay=DEFAULT_DELAY, verbose=False, tls=None):
+        """`tls=(certfile, keyfile)` serves HTTPS (HTTP/1.1) with that certificate."""
+        self.tls = tls
         self.host = host
         self._port = port
         self.delay = delay
@@ -218,10 +220,17 @@ class FakeProvider:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def start(self):
         self._server = _Server((self.host, self._port), _Handler, self)
+        if self.tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            context.set_alpn_protocols(["http/1.1"])
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
@@ -988,6 +997,8 @@ def main(argv=None):
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8089)
     ap.add_argument("--delay-ms", type=float, default=DEFAULT_DELAY * 1000, help="pause between stream events")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; needs --tls-key)")
+    ap.add_argument("--tls-key", help="the certificate's private key (PEM)")
     ap.add_argument("--verbose", "-v", action="store_true", help="log every request with its headers to stderr")
     args = ap.parse_args(argv)
     def interrupt(*_):
@@ -995,7 +1006,8 @@ def main(argv=None):
 
     signal.signal(signal.SIGINT, interrupt)  # even when started in the background (SIGINT ignored)
     signal.signal(signal.SIGTERM, interrupt)
-    fake = FakeProvider(args.host, args.port, delay=args.delay_ms / 1000, verbose=args.verbose).start()
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    fake = FakeProvider(args.host, args.port, delay=args.delay_ms / 1000, verbose=args.verbose, tls=tls).start()
     print(f"fake LLM provider on {fake.url} (Ctrl-C to stop)", flush=True)
     try:
         while True:

@@ -677,11 +677,21 @@ def bedrock_rate_limited(url):
     raise AssertionError("no ClientError")
 
 
+# The pid of the last curl run, so that a live capture can be checked for the process that made the call.
+LAST_CURL_PID: list[int] = []
+
+
 def curl(*args, timeout=60) -> bytes:
-    out = subprocess.run(["curl", "-sS", "--fail-with-body", "-N", "--http1.1", *args], capture_output=True,
-                         timeout=timeout)
-    assert out.returncode == 0, f"curl {args} failed ({out.returncode}): {out.stderr.decode()} {out.stdout[:500]!r}"
-    return out.stdout
+    proc = subprocess.Popen(["curl", "-sS", "--fail-with-body", "-N", "--http1.1", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    LAST_CURL_PID.append(proc.pid)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, f"curl {args} failed ({proc.returncode}): {stderr.decode()} {stdout[:500]!r}"
+    return stdout
 
 
 def sse_data(raw: bytes) -> list[str]:
@@ -818,18 +828,26 @@ MARKERS = {
 }
 
 
+def _own_name() -> str:
+    with open("/proc/self/comm") as f:
+        return f.read().strip()
+
+
 def run_calls(url, calls=CALLS, gap=0.03) -> list[dict]:
     """Make every call in order, one at a time. Each record: name, t0/t1 (wall clock ns around the call),
-    expect (what the client reported) or error (the traceback when the call itself failed)."""
+    expect (what the client reported) or error (the traceback when the call itself failed), pid and process
+    (the process that made the call: this one, or the curl it ran)."""
     records = []
     for name, fn in calls:
+        LAST_CURL_PID.clear()
         t0 = time.time_ns()
         try:
             expect, error = fn(url), None
         except Exception:  # noqa: BLE001 - reported by the test of this call
             expect, error = None, traceback.format_exc()
+        pid, process = (LAST_CURL_PID[-1], "curl") if LAST_CURL_PID else (os.getpid(), _own_name())
         records.append({"name": name, "t0": t0, "t1": time.time_ns(), "expect": expect, "error": error,
-                        "marker": MARKERS.get(name)})
+                        "marker": MARKERS.get(name), "pid": pid, "process": process})
         time.sleep(gap)  # calls never overlap, even by a retransmit
     close_clients()
     return records

@@ -47,7 +47,9 @@ pub struct Exchange {
     response_body: ResponseBody,
     response_headers: Option<ResponseHead>,
     response_started: bool,
-    lost: bool,
+    /// Bytes of the request (`request_lost`) or of the response were lost by the capture.
+    request_lost: bool,
+    response_lost: bool,
     last_ns: i64,
     first_content_ns: Option<i64>,
     peer_port: Option<u16>,
@@ -91,6 +93,14 @@ impl Exchange {
             }
             if let Some(host) = head.host() {
                 span.server_address = Some(host);
+            }
+            // Without the socket's peer (a TLS library that does its own I/O, like Node's), the port is
+            // the one the request names, or the scheme's default.
+            if span.server_port.is_none() {
+                span.server_port = head.authority_port().or(match conn.tls_library.as_deref() {
+                    Some("plaintext") | None => None,
+                    Some(_) => Some(443),
+                });
             }
             if let Some((trace_id, parent)) =
                 head.headers.get("traceparent").and_then(parse_traceparent)
@@ -137,7 +147,8 @@ impl Exchange {
             response_body: ResponseBody::Pending,
             response_headers: None,
             response_started: false,
-            lost: false,
+            request_lost: false,
+            response_lost: false,
             last_ns: start_ns,
             first_content_ns: None,
             peer_port: conn.peer_port,
@@ -175,13 +186,19 @@ impl Exchange {
         self.apply_request();
     }
 
-    /// Bytes of the exchange were lost: what follows cannot be trusted to line up.
-    pub fn lost(&mut self) {
-        self.lost = true;
+    /// Bytes of the request (`request_side`) or of the response were lost: that side's body cannot be
+    /// trusted to line up. The other side is still decoded (a response names the model and the tokens
+    /// even when the request had a hole).
+    pub fn lost(&mut self, request_side: bool) {
         self.span.flag(flags::TRUNCATED);
-        self.request_decoder = None;
-        if !matches!(self.response_body, ResponseBody::Pending) {
-            self.response_body = ResponseBody::Skip;
+        if request_side {
+            self.request_lost = true;
+            self.request_decoder = None;
+        } else {
+            self.response_lost = true;
+            if !matches!(self.response_body, ResponseBody::Pending) {
+                self.response_body = ResponseBody::Skip;
+            }
         }
     }
 
@@ -199,7 +216,7 @@ impl Exchange {
         if self.call.is_none() {
             return;
         }
-        let body: Option<Value> = if self.request_decoder.is_some() && !self.lost {
+        let body: Option<Value> = if self.request_decoder.is_some() && !self.request_lost {
             serde_json::from_slice(&self.request_body).ok()
         } else {
             None
@@ -211,7 +228,7 @@ impl Exchange {
             self.request_body = Vec::new();
             return;
         };
-        if body.is_none() && !self.request_body.is_empty() {
+        if body.is_none() && !self.request_body.is_empty() && !self.request_lost {
             self.span.flag(flags::UNDECODABLE);
         }
         if let Some(body) = &body {
@@ -423,7 +440,7 @@ impl Exchange {
                 }
                 if let Some(call) = &self.call {
                     let status = self.span.http_status.unwrap_or(200);
-                    if self.lost {
+                    if self.response_lost {
                         // A body with holes is not parsed: no made-up numbers.
                     } else {
                         providers::apply_response(

@@ -546,12 +546,12 @@ impl H1Connection {
     pub fn gap(&mut self, to_server: bool, len: u64) {
         if to_server {
             if let Some(exchange) = self.exchanges.back_mut() {
-                exchange.lost();
+                exchange.lost(true);
             }
             self.requests.lose(len);
         } else {
             if let Some(exchange) = self.answering() {
-                exchange.lost();
+                exchange.lost(false);
             }
             let resyncs = !matches!(self.responses.state, State::Length(r) if len < r)
                 && self.responses.state != State::UntilClose;

@@ -294,7 +294,8 @@ impl H2Connection {
             }
             RST_STREAM => {
                 if let Some(stream) = self.streams.get_mut(&stream_id) {
-                    stream.exchange.lost();
+                    stream.exchange.lost(true);
+                    stream.exchange.lost(false);
                 }
                 self.end_stream(stream_id, ts, false);
             }
@@ -392,7 +393,7 @@ impl H2Connection {
         direction.buf.clear();
         direction.pos = 0;
         for stream in self.streams.values_mut() {
-            stream.exchange.lost();
+            stream.exchange.lost(to_server);
         }
     }
 

@@ -201,6 +201,9 @@ mod tests {
         );
         assert_eq!(proxy.path(), "/v1/chat/completions");
         assert_eq!(proxy.host().as_deref(), Some("::1"));
+        assert_eq!(proxy.authority_port(), Some(8080));
+        assert_eq!(head("/", Some("api.openai.com")).authority_port(), None);
+        assert_eq!(head("/", Some("[::1]")).authority_port(), None);
         assert_eq!(head("/x?key=1", None).scrubbed_query(), None);
     }
 
