@@ -245,6 +245,71 @@ def test_bytes_beyond_the_capture_limit_are_a_counted_gap(tmp_path):
         server.kill()
 
 
+def test_a_process_with_its_own_copy_of_libssl_is_found_through_its_maps(tmp_path):
+    """A process that loads a libssl file of its own (a container image, a bundled wheel) — here a copy of
+    the system's, so another inode — is found in its /proc/<pid>/maps after it starts, and probed."""
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+    system_libssl = next(p for p in ("/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libssl.so.3")
+                         if Path(p).exists())
+    shutil.copy(system_libssl, libdir / "libssl.so.3")
+    cert, key = make_certificate(tmp_path)
+    server = LumenServer(tmp_path / "data", args=["--flush-age", "1s"], log_dir=tmp_path).start()
+    try:
+        with FakeProvider(tls=(str(cert), str(key))) as fake, Sensor(tmp_path, server.url) as sensor:
+            files_before = sensor.metric("lumen_sensor_attached_files")
+            env = dict(os.environ, **trust_env(cert), LD_LIBRARY_PATH=str(libdir), LUMEN_TEST_WAIT_FOR_GO="1")
+            client = subprocess.Popen([PYTHON, str(HERE / "sensor_clients.py"), fake.url, str(tmp_path / "c.pickle"),
+                                       "openai_chat_stream"], env=env, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert client.stdout.readline().strip() == "ready", client.stderr.read()
+            maps = Path(f"/proc/{client.pid}/maps").read_text()
+            assert str(libdir / "libssl.so.3") in maps, "the client did not load the copy"
+            wait_for(lambda: sensor.metric("lumen_sensor_attached_files") > files_before, timeout=30,
+                     what="the sensor to probe the process's own libssl")
+            _, err = client.communicate("go\n", timeout=120)
+            assert client.returncode == 0, err
+            call = pickle.loads((tmp_path / "c.pickle").read_bytes())[0]
+            wait_for(lambda: stored_spans(server, f"server_port = {fake.port}"), timeout=60, interval=0.5,
+                     what="the span")
+            span = _one({"spans": stored_spans(server, f"server_port = {fake.port}")}, call, fake.port)
+            _check(span, call, tls=True)
+            assert f"file=/proc/{client.pid}/root{libdir}/libssl.so.3" in sensor.log(), sensor.log()[-3000:]
+    finally:
+        server.kill()
+
+
+def test_ring_buffer_overflow_is_a_counted_gap(tmp_path):
+    """With a ring buffer smaller than one 16 KiB record, the records of a large request cannot be shipped:
+    the bytes are counted as dropped, the span says `truncated`, and the small response is still decoded."""
+    server = LumenServer(tmp_path / "data", args=["--flush-age", "1s"], log_dir=tmp_path).start()
+    try:
+        with FakeProvider() as fake, Sensor(tmp_path, server.url, args=["--ring-buffer-bytes", "8192"]) as sensor:
+            script = (
+                "import http.client, json\n"
+                "body = json.dumps({'model': 'gpt-4o-mini', 'messages': [{'role': 'user', 'content': 'word ' * 20000}]})\n"
+                f"c = http.client.HTTPConnection('127.0.0.1', {fake.port})\n"
+                "c.request('POST', '/v1/chat/completions', body=body.encode(), headers={'content-type': 'application/json'})\n"
+                "print(c.getresponse().read().decode())\n")
+            out = subprocess.run([PYTHON, "-c", script], capture_output=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            usage = json.loads(out.stdout)["usage"]
+            where = f"server_port = {fake.port}"
+            wait_for(lambda: stored_spans(server, where), timeout=60, interval=0.5, what="the span")
+            span = stored_spans(server, where)[0]
+            assert "truncated" in (span["capture_flags"] or []), span["capture_flags"]
+            assert span["output_tokens"] == usage["completion_tokens"], json.dumps(span)[:1500]
+            wait_for(lambda: sensor.metric("lumen_sensor_ring_drops_total") > 0, timeout=10,
+                     what="ring-buffer drops in the sensor's metrics")
+            m = sensor.metrics()
+            # The request body is ~100 kB; only its last partial record can fit. (Drops are counted for the
+            # whole node, so other processes may add to them.)
+            assert m["lumen_sensor_ring_drop_bytes_total"] >= 80_000, m
+            assert m["lumen_sensor_gap_bytes_total"] >= 80_000, m
+    finally:
+        server.kill()
+
+
 def test_check_reports_prerequisites():
     out = subprocess.run([str(SENSOR_BIN), "check"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
