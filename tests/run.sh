@@ -50,3 +50,6 @@ log "end-to-end tests (pytest tests/e2e)"
 export LUMEN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/lumen"
 export LUMEN_SENSOR_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/lumen-sensor"
 "$VENV/bin/python" -m pytest tests/e2e -v -p no:cacheprovider --durations=10 "$@"
+
+log "deployment checks (Terraform fmt/validate, checkov, HCL promises) and the notebook on real Lumen data"
+bash "$ROOT/tests/deploy/run.sh"

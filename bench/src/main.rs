@@ -63,6 +63,12 @@ struct RunArgs {
     /// Also write the tables to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The lumen-sensor binary for the sensor's overhead and completeness (default: next to --lumen).
+    #[arg(long)]
+    sensor: Option<PathBuf>,
+    /// Leave out the sensor measurements (they need root).
+    #[arg(long)]
+    no_sensor: bool,
 }
 
 const START_UNIX: i64 = 1_795_852_800; // 2026-11-28T00:00:00Z
@@ -562,5 +568,38 @@ async fn run(args: &RunArgs) -> anyhow::Result<String> {
     report.push_str(&format!(
         "\n### Freshness: ingest 200 → visible to SQL\n\n| p50 ms | p99 ms |\n|---|---|\n| {p50:.2} | {p99:.2} |\n"
     ));
+    // 5: the eBPF sensor (its own script: a TLS workload in Python on the system's libssl).
+    if !args.no_sensor {
+        report.push('\n');
+        report.push_str(&sensor_bench(args)?);
+    }
     Ok(report)
+}
+
+fn sensor_bench(args: &RunArgs) -> anyhow::Result<String> {
+    let sensor = args
+        .sensor
+        .clone()
+        .unwrap_or_else(|| args.lumen.with_file_name("lumen-sensor"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("sensor_bench.py");
+    let mut command = Command::new(&args.python);
+    command
+        .arg(script)
+        .arg("--sensor")
+        .arg(&sensor)
+        .arg("--lumen")
+        .arg(&args.lumen)
+        .arg("--work")
+        .arg(args.work.join("sensor"));
+    if args.quick {
+        command.arg("--quick");
+    }
+    let out = command
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running the sensor benchmark")?;
+    if !out.status.success() {
+        bail!("the sensor benchmark failed ({})", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

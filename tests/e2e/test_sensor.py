@@ -212,6 +212,78 @@ def test_spool_keeps_spans_while_the_server_is_down_and_metadata_mode(tmp_path):
             server.kill()
 
 
+def test_a_thousand_calls_give_a_thousand_spans(tmp_path):
+    """A process started after the sensor makes 1,000 calls over HTTPS on keep-alive connections (the
+    openai SDK's pool): 1,000 spans, each with the model and tokens of its answer."""
+    cert, key = make_certificate(tmp_path)
+    server = LumenServer(tmp_path / "data", args=["--flush-age", "1s"], log_dir=tmp_path).start()
+    script = (
+        "import os, sys, openai\n"
+        "client = openai.OpenAI(base_url=sys.argv[1] + '/v1', api_key='sk-fake-key', max_retries=0)\n"
+        "tokens = 0\n"
+        "for i in range(1000):\n"
+        "    r = client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': f'call {i}'}])\n"
+        "    tokens += r.usage.completion_tokens\n"
+        "print(os.getpid(), tokens)\n")
+    try:
+        with FakeProvider(tls=(str(cert), str(key))) as fake, Sensor(tmp_path, server.url) as sensor:
+            out = subprocess.run([PYTHON, "-c", script, fake.url], env=dict(os.environ, **trust_env(cert)),
+                                 capture_output=True, text=True, timeout=900)
+            assert out.returncode == 0, out.stderr[-3000:]
+            pid, tokens = map(int, out.stdout.split())
+            query = (f"SELECT count(*), count(DISTINCT span_id), sum(output_tokens), min(pid), max(pid), "
+                     f"count(response_model) FROM spans WHERE server_port = {fake.port}")
+            wait_for(lambda: server.rows(query)[0][0] >= 1000, timeout=120, interval=0.5, what="1,000 spans")
+            time.sleep(1.5)  # nothing more may arrive
+            n, distinct, total_tokens, min_pid, max_pid, with_model = server.rows(query)[0]
+            assert (n, distinct, with_model) == (1000, 1000, 1000), server.rows(query)
+            assert total_tokens == tokens
+            assert min_pid == max_pid == pid
+            flagged = server.rows(f"SELECT capture_flags FROM spans WHERE server_port = {fake.port} "
+                                  "AND capture_flags IS NOT NULL")
+            assert flagged == [], flagged[:5]
+            assert sensor.metric("lumen_sensor_dropped_spans_total") == 0
+    finally:
+        server.kill()
+
+
+def test_metadata_mode_stores_no_prompt_text(tmp_path):
+    """In `metadata` mode the prompt never reaches the server: it is nowhere in the stored Parquet files."""
+    prompt = "confidential-quarterly-numbers-7f3a9c"
+    server = LumenServer(tmp_path / "data", args=["--flush-age", "1s"], log_dir=tmp_path).start()
+    try:
+        with FakeProvider() as fake, Sensor(tmp_path, server.url, args=["--capture", "metadata"]):
+            for path, body in (("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": [
+                                   {"role": "system", "content": f"system {prompt}"},
+                                   {"role": "user", "content": f"user {prompt}"}]}),
+                               ("/api/chat", {"model": "llama3.2:3b", "stream": True, "messages": [
+                                   {"role": "user", "content": prompt}]})):
+                out = subprocess.run(["curl", "-sS", "--http1.1", fake.url + path, "-H",
+                                      "content-type: application/json", "-d", json.dumps(body)],
+                                     capture_output=True, timeout=60)
+                assert out.returncode == 0, out.stderr
+            where = f"server_port = {fake.port}"
+            wait_for(lambda: len(stored_spans(server, where)) >= 2, timeout=60, interval=0.5, what="the spans")
+            server.wait_flushed()
+        import pyarrow.parquet as pq
+
+        files = list((tmp_path / "data" / "spans").rglob("*.parquet"))
+        assert files, "nothing was flushed to Parquet"
+        rows = 0
+        for f in files:
+            table = pq.read_table(f)
+            rows += table.num_rows
+            text = json.dumps({name: table.column(name).to_pylist() for name in table.column_names
+                               if not str(table.schema.field(name).type).startswith("timestamp")}, default=str)
+            assert prompt not in text, f"the prompt is in {f}"
+        assert rows >= 2
+        spans = stored_spans(server, where)
+        assert {s["request_model"] for s in spans} == {"gpt-4o-mini", "llama3.2:3b"}
+        assert all(s["input_tokens"] for s in spans), spans
+    finally:
+        server.kill()
+
+
 def test_bytes_beyond_the_capture_limit_are_a_counted_gap(tmp_path):
     """One write larger than the per-call capture limit (16 records of 16 KiB): the span is marked
     truncated, the sensor counts the bytes, and the response is still decoded."""
