@@ -40,6 +40,9 @@ cargo build --workspace --locked
 log "cargo test --workspace"
 cargo test --workspace --locked
 
+log "redaction corpus: recall and precision per kind"
+cargo test --locked -p lumen-redact --test corpus -- --nocapture 2>&1 | grep -vE '^(running|test |$)' 
+
 log "benchmark harness, quick mode (proves it runs; numbers from a debug build mean nothing)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 "$TARGET/debug/lumen-bench" run --quick --lumen "$TARGET/debug/lumen" --python "$VENV/bin/python" \

@@ -342,13 +342,13 @@ variable "query_client_namespaces" {
 # --- sensor ---
 
 variable "sensor_capture_mode" {
-  description = "What the sensor sends of prompts and completions (its --capture flag): full (as captured) or metadata (model, tokens, timings, status; no content at all). Credentials never leave the node in either mode. (The sensor's third mode, redacted, is refused by the current sensor, so it is not offered here yet.)"
+  description = "What the sensor sends of prompts and completions (its --capture flag): redacted (the default: content with e-mail addresses, phone and card numbers, IBANs, national IDs, IP addresses and secrets replaced by typed placeholders on the node), full (as captured) or metadata (model, tokens, timings, status; no content at all). Credentials in headers never leave the node in any mode."
   type        = string
-  default     = "full"
+  default     = "redacted"
 
   validation {
-    condition     = contains(["full", "metadata"], var.sensor_capture_mode)
-    error_message = "sensor_capture_mode must be full or metadata."
+    condition     = contains(["redacted", "full", "metadata"], var.sensor_capture_mode)
+    error_message = "sensor_capture_mode must be redacted, full or metadata."
   }
 }
 

@@ -128,6 +128,7 @@ CASES = [
     ({"sensor_image": "registry:5000/lumen-sensor:1.2.3"}, True),
     ({"sensor_image": "lumen-sensor:latest"}, False),
     ({"sensor_capture_mode": "metadata"}, True),
+    ({"sensor_capture_mode": "redacted"}, True),
     ({"sensor_capture_mode": "everything"}, False),
     ({"sensor_tracefs_host_path": "/sys/kernel/debug/tracing"}, True),
     ({"sensor_tracefs_host_path": "/"}, False),

@@ -239,9 +239,9 @@ def test_a_thousand_calls_give_a_thousand_spans(tmp_path):
             assert (n, distinct, with_model) == (1000, 1000, 1000), server.rows(query)
             assert total_tokens == tokens
             assert min_pid == max_pid == pid
-            flagged = server.rows(f"SELECT capture_flags FROM spans WHERE server_port = {fake.port} "
-                                  "AND capture_flags IS NOT NULL")
-            assert flagged == [], flagged[:5]
+            flags = server.rows(f"SELECT DISTINCT array_to_string(capture_flags, ',') FROM spans "
+                                f"WHERE server_port = {fake.port}")
+            assert flags == [["redacted"]], flags  # the default mode's flag, and nothing lost
             assert sensor.metric("lumen_sensor_dropped_spans_total") == 0
     finally:
         server.kill()
@@ -280,6 +280,46 @@ def test_metadata_mode_stores_no_prompt_text(tmp_path):
         spans = stored_spans(server, where)
         assert {s["request_model"] for s in spans} == {"gpt-4o-mini", "llama3.2:3b"}
         assert all(s["input_tokens"] for s in spans), spans
+    finally:
+        server.kill()
+
+
+def test_redacted_mode_replaces_sensitive_values_before_they_leave_the_node(tmp_path):
+    """The default capture mode: prompts and completions arrive with e-mail addresses, card numbers and API
+    keys replaced by typed placeholders, the rest of the text intact, and the span flagged `redacted`. The
+    planted values are nowhere in the stored Parquet files."""
+    planted = {"[EMAIL]": "dana.whitfield@example.org", "[CARD]": "4111 1111 1111 1111",
+               "[API_KEY]": "sk-proj-Q2x9vLm4Tz8KpR7sW1nB3cY6dF0gH5jJ"}
+    prompt = (f"Please email {planted['[EMAIL]']} about the charge on card {planted['[CARD]']}; "
+              f"the integration key is {planted['[API_KEY]']}. Keep the tone friendly.")
+    server = LumenServer(tmp_path / "data", args=["--flush-age", "1s"], log_dir=tmp_path).start()
+    try:
+        with FakeProvider() as fake, Sensor(tmp_path, server.url):  # no --capture: the default
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}
+            out = subprocess.run(["curl", "-sS", "--http1.1", fake.url + "/v1/chat/completions", "-H",
+                                  "content-type: application/json", "-d", json.dumps(body)],
+                                 capture_output=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            where = f"server_port = {fake.port}"
+            wait_for(lambda: stored_spans(server, where), timeout=60, interval=0.5, what="the span")
+            server.wait_flushed()
+        span = stored_spans(server, where)[0]
+        assert "redacted" in (span["capture_flags"] or []), span["capture_flags"]
+        text = span["input_messages"]
+        for placeholder, value in planted.items():
+            assert placeholder in text and value not in text, text
+        assert "Keep the tone friendly." in text
+        assert span["input_tokens"] and span["request_model"] == "gpt-4o-mini"
+        import pyarrow.parquet as pq
+
+        files = list((tmp_path / "data" / "spans").rglob("*.parquet"))
+        assert files
+        for f in files:
+            table = pq.read_table(f)
+            dump = json.dumps({n: table.column(n).to_pylist() for n in table.column_names
+                               if not str(table.schema.field(n).type).startswith("timestamp")}, default=str)
+            for value in planted.values():
+                assert value not in dump, f"{value} stored in {f}"
     finally:
         server.kill()
 

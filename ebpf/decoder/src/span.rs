@@ -13,6 +13,8 @@ pub mod flags {
     pub const MID_STREAM_ATTACH: &str = "mid_stream_attach";
     /// Request or response content was not captured because of the capture mode.
     pub const CONTENT_DROPPED: &str = "content_dropped";
+    /// The `redacted` capture policy was in force: sensitive values in content were replaced by placeholders.
+    pub const REDACTED: &str = "redacted";
     /// The response stream carried an error event after the HTTP status.
     pub const STREAM_ERROR: &str = "stream_error";
     /// A body could not be decompressed or parsed as its declared format.

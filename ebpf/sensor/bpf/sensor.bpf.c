@@ -62,7 +62,9 @@ struct sock_key {
 	__s32 fd;
 };
 
-enum sock_state { SOCK_UNKNOWN = 0, SOCK_PLAIN = 1, SOCK_TLS = 2 };
+/* UNKNOWN until the first bytes: then TLS (skipped: its plaintext comes from the uprobes), PLAIN (HTTP,
+ * captured) or OTHER (databases, caches, ...: skipped, so they never load the ring buffer). */
+enum sock_state { SOCK_UNKNOWN = 0, SOCK_PLAIN = 1, SOCK_TLS = 2, SOCK_OTHER = 3 };
 
 struct sock_val {
 	__u32 state;
@@ -395,7 +397,7 @@ static __always_inline int data_enter(struct sys_enter_ctx *ctx, __u32 op)
 		return 0;
 	}
 	struct sock_val *s = bpf_map_lookup_elem(&sockets, &sk);
-	if (!s || s->state == SOCK_TLS)
+	if (!s || s->state == SOCK_TLS || s->state == SOCK_OTHER)
 		return 0;
 	struct sys_call call = {
 		.buf = ctx->args[1],
@@ -408,13 +410,23 @@ static __always_inline int data_enter(struct sys_enter_ctx *ctx, __u32 op)
 	return 0;
 }
 
-/* A TLS record header: content type 20..23, then major version 3. */
-static __always_inline int looks_like_tls(__u64 buf)
+/* What the first bytes of a connection say it carries. */
+static __always_inline __u32 sniff(__u64 buf, __u64 len)
 {
-	__u8 b[2] = {};
-	if (bpf_probe_read_user(b, sizeof(b), (const void *)buf))
-		return 0;
-	return b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 0x03;
+	__u8 b[4] = {};
+	if (len < 4 || bpf_probe_read_user(b, sizeof(b), (const void *)buf))
+		return len < 4 ? SOCK_UNKNOWN : SOCK_OTHER;
+	/* A TLS record header: content type 20..23, then major version 3. */
+	if (b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 0x03)
+		return SOCK_TLS;
+	/* HTTP/1.x request or status line, or the HTTP/2 preface ("PRI "). */
+	__u32 w = b[0] | (b[1] << 8) | (b[2] << 16) | ((__u32)b[3] << 24);
+#define W(s) ((__u32)(s)[0] | ((__u32)(s)[1] << 8) | ((__u32)(s)[2] << 16) | ((__u32)(s)[3] << 24))
+	if (w == W("GET ") || w == W("POST") || w == W("PUT ") || w == W("HEAD") || w == W("DELE") ||
+	    w == W("PATC") || w == W("OPTI") || w == W("HTTP") || w == W("PRI "))
+		return SOCK_PLAIN;
+#undef W
+	return SOCK_OTHER;
 }
 
 struct iovec_user {
@@ -478,19 +490,21 @@ static __always_inline int data_exit(struct sys_exit_ctx *ctx)
 			return 0;
 	}
 	if (s->state == SOCK_UNKNOWN) {
-		__u64 first = call.buf;
+		__u64 first = call.buf, first_len = n;
 		if (iov) {
 			struct iovec_user v = {};
 			if (bpf_probe_read_user(&v, sizeof(v), (const void *)iov))
 				return 0;
 			first = v.base;
+			first_len = v.len < n ? v.len : n;
 		}
-		if (looks_like_tls(first)) {
-			s->state = SOCK_TLS;
+		/* Fewer than 4 bytes: shipped, and the next call decides. */
+		__u32 state = sniff(first, first_len);
+		if (state != SOCK_UNKNOWN)
+			s->state = state;
+		if (state == SOCK_TLS || state == SOCK_OTHER)
 			return 0;
-		}
-		s->state = SOCK_PLAIN;
-	} else if (s->state == SOCK_TLS) {
+	} else if (s->state != SOCK_PLAIN) {
 		return 0;
 	}
 	if (iov)

@@ -11,6 +11,7 @@ mod pcap;
 mod preflight;
 mod probes;
 mod procs;
+mod redaction;
 mod tracker;
 
 use std::io::Write;
@@ -52,8 +53,12 @@ enum Command {
         #[arg(long, env = "LUMEN_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// What of prompts and completions leaves the node.
-        #[arg(long, value_enum, env = "LUMEN_CAPTURE", default_value = "full")]
+        #[arg(long, value_enum, env = "LUMEN_CAPTURE", default_value = "redacted")]
         capture: CaptureMode,
+        /// Redaction rules for `--capture redacted` (TOML: kinds, custom patterns, JSON key lists; see
+        /// redact/README.md). Default: every built-in kind and the default key drop-list.
+        #[arg(long, env = "LUMEN_REDACT_CONFIG")]
+        redact_config: Option<PathBuf>,
         /// Capture only these processes (pid); repeatable.
         #[arg(long = "pid", value_name = "PID")]
         include_pids: Vec<u32>,
@@ -157,6 +162,7 @@ fn main() -> Result<()> {
             endpoint,
             token,
             capture,
+            redact_config,
             include_pids,
             exclude_pids,
             include_names,
@@ -191,7 +197,12 @@ fn main() -> Result<()> {
                 ..DecoderConfig::default()
             };
             let redact: Option<live::Redact> = match capture {
-                CaptureMode::Redacted => anyhow::bail!("--capture redacted is not available yet"),
+                CaptureMode::Redacted => {
+                    let redactor = redaction::load(redact_config.as_deref())?;
+                    Some(Box::new(move |span: &mut lumen_decoder::Span| {
+                        redaction::apply(&redactor, span)
+                    }))
+                }
                 CaptureMode::Full | CaptureMode::Metadata => None,
             };
             live::run(live::RunOptions {

@@ -46,7 +46,7 @@ module "lumen" {
   analyst_principal_arns = var.analyst_principal_arns
 
   # Nodes of an AL2023 / Bottlerocket node group: kernel 6.x, tracefs at /sys/kernel/tracing.
-  sensor_capture_mode        = "full"
+  sensor_capture_mode        = "redacted"
   sensor_priority_class_name = "system-node-critical"
 
   backend_flush_age = "2m"
