@@ -67,9 +67,7 @@ pub fn run(options: RunOptions) -> Result<()> {
         log_probe(&lib, probes.probe_file(&lib));
     }
     for pid in probes::all_pids() {
-        for file in probes::candidate_files(pid) {
-            log_probe(&file, probes.probe_file(&file));
-        }
+        probe_process(&mut probes, pid);
     }
     metrics.attached_links.set(probes.links as i64);
     metrics.attached_files.set(probes.attached_files() as i64);
@@ -161,6 +159,13 @@ pub fn run(options: RunOptions) -> Result<()> {
     result
 }
 
+/// Probes the executable and TLS libraries of process `pid` (files already looked at are skipped).
+fn probe_process(probes: &mut Probes, pid: u32) {
+    for file in probes::candidate_files(pid) {
+        log_probe(&file, probes.probe_file(&file));
+    }
+}
+
 fn log_probe(path: &std::path::Path, (outcome, new): (FileProbe, bool)) {
     if !new {
         return;
@@ -206,16 +211,12 @@ fn attacher_loop(
                 break;
             }
             due.remove(&(at, pid));
-            for file in probes::candidate_files(pid) {
-                log_probe(&file, probes.probe_file(&file));
-            }
+            probe_process(&mut probes, pid);
         }
         if last_full.elapsed() > Duration::from_secs(10) {
             last_full = Instant::now();
             for pid in probes::all_pids() {
-                for file in probes::candidate_files(pid) {
-                    log_probe(&file, probes.probe_file(&file));
-                }
+                probe_process(&mut probes, pid);
             }
         }
         metrics.attached_links.set(probes.links as i64);

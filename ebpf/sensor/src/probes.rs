@@ -93,6 +93,9 @@ const UPROBE_PROGRAMS: &[&str] = &[
     "ssl_close",
 ];
 
+/// Largest executable or library read for its symbols (Node.js is about 100 MB).
+const MAX_PROBED_FILE: u64 = 1 << 30;
+
 pub struct LoadOptions {
     pub ring_buffer_bytes: u32,
     pub capture_server: bool,
@@ -253,6 +256,17 @@ impl Probes {
     }
 
     fn attach_tls(&mut self, path: &Path) -> FileProbe {
+        // The whole file is read to find its symbols: a bound keeps a huge file from taking the memory.
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.len() > MAX_PROBED_FILE => {
+                return FileProbe::Failed(format!(
+                    "{} is {} bytes, more than the {MAX_PROBED_FILE} read to find TLS symbols",
+                    path.display(),
+                    meta.len()
+                ));
+            }
+            _ => {}
+        }
         let data = match std::fs::read(path) {
             Ok(d) => d,
             Err(e) => return FileProbe::Failed(format!("cannot read {}: {e}", path.display())),

@@ -75,6 +75,8 @@ struct Conn {
     /// Next expected stream position: [ingress, egress].
     next: [Option<u64>; 2],
     fd: Option<i32>,
+    /// The connection's identity in span ids: the process, the `SSL*` or fd, and when it was first seen.
+    id: [u64; 3],
     peer: Option<SocketAddr>,
     from_start: bool,
     last_seen: Instant,
@@ -142,7 +144,7 @@ impl Tracker {
                 tls,
                 last,
                 pos,
-                call_pos + call_len,
+                call_pos.saturating_add(call_len),
                 bytes,
                 out,
             ),
@@ -249,6 +251,7 @@ impl Tracker {
                     decoder: None,
                     next: [None, None],
                     fd: head.fd,
+                    id: [u64::from(head.tgid), head.conn, head.ts_ns],
                     peer,
                     from_start,
                     last_seen: Instant::now(),
@@ -281,7 +284,7 @@ impl Tracker {
             let overlap = (expected - pos) as usize;
             bytes = bytes.get(overlap..).unwrap_or(&[]);
         }
-        let end = pos.max(expected) + bytes.len() as u64;
+        let end = pos.max(expected).saturating_add(bytes.len() as u64);
         conn.next[dir] = Some(end);
         conn.feed(
             egress,
@@ -432,12 +435,7 @@ impl Conn {
 
     fn key_hash(&self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let start = self.last_seen.elapsed().as_nanos() as u64;
-        for v in [
-            u64::from(self.process.pid),
-            self.fd.unwrap_or(-1) as u64,
-            start,
-        ] {
+        for v in self.id {
             h ^= v;
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
