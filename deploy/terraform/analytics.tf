@@ -67,6 +67,7 @@ locals {
     { name = "request_bytes", type = "bigint", comment = "request body bytes" },
     { name = "response_bytes", type = "bigint", comment = "response body bytes" },
     { name = "capture_flags", type = "array<string>", comment = "truncated, redacted, mid_stream_attach, ..." },
+    { name = "duplicate_of", type = "string", comment = "set when another source already stored this call: the span_id of the row that counts" },
     { name = "attributes", type = "map<string,string>", comment = "everything else; unknown input fields land here" },
   ]
 

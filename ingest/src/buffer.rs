@@ -3,7 +3,7 @@
 //! that a client retrying a request whose answer it never saw does not create duplicates.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -39,6 +39,10 @@ struct Inner {
     /// Hashes of span ids flushed recently, oldest first, bounded by `recent_capacity`.
     recent_order: VecDeque<u64>,
     recent_ids: HashSet<u64>,
+    /// Batches a pending merge will rewrite (sequence → holders): a flush stops before the first.
+    pins: BTreeMap<u64, usize>,
+    /// The last sequence handed to a flush that has not completed yet.
+    flushing_through: Option<u64>,
 }
 
 pub struct HotBuffer {
@@ -129,11 +133,24 @@ impl HotBuffer {
         self.lock().batches.front().map(|b| b.arrived.elapsed())
     }
 
-    /// Everything currently buffered, for a flush. The batches stay visible until `complete_flush`.
+    /// Everything currently buffered, for a flush, up to (not including) the first pinned batch. The
+    /// batches stay visible until `complete_flush`.
     pub fn flush_set(&self) -> Option<FlushSet> {
-        let inner = self.lock();
-        let through_seq = inner.batches.back()?.seq;
-        let batches: Vec<RecordBatch> = inner.batches.iter().map(|b| b.batch.clone()).collect();
+        let mut inner = self.lock();
+        let mut through_seq = inner.batches.back()?.seq;
+        if let Some((&pinned, _)) = inner.pins.iter().next() {
+            through_seq = through_seq.min(pinned.checked_sub(1)?);
+        }
+        let batches: Vec<RecordBatch> = inner
+            .batches
+            .iter()
+            .take_while(|b| b.seq <= through_seq)
+            .map(|b| b.batch.clone())
+            .collect();
+        if batches.is_empty() {
+            return None;
+        }
+        inner.flushing_through = Some(through_seq);
         let rows = batches.iter().map(|b| b.num_rows()).sum();
         Some(FlushSet {
             through_seq,
@@ -146,6 +163,7 @@ impl HotBuffer {
     /// ids move to the bounded set of recently flushed ids.
     pub fn complete_flush(&self, through_seq: u64) {
         let mut inner = self.lock();
+        inner.flushing_through = None;
         while inner.batches.front().is_some_and(|b| b.seq <= through_seq) {
             let Some(done) = inner.batches.pop_front() else {
                 break;
@@ -165,6 +183,53 @@ impl HotBuffer {
             if let Some(old) = inner.recent_order.pop_front() {
                 inner.recent_ids.remove(&old);
             }
+        }
+    }
+
+    /// Holds the batch `seq` out of flushes until `unpin`, so a merge decided now can still rewrite it.
+    /// False when the batch is gone or already handed to a flush.
+    pub fn pin(&self, seq: u64) -> bool {
+        let mut inner = self.lock();
+        let in_flush = inner.flushing_through.is_some_and(|t| seq <= t);
+        let present = inner.batches.iter().any(|b| b.seq == seq);
+        if in_flush || !present {
+            return false;
+        }
+        *inner.pins.entry(seq).or_insert(0) += 1;
+        true
+    }
+
+    pub fn unpin(&self, seq: u64) {
+        let mut inner = self.lock();
+        if let Some(n) = inner.pins.get_mut(&seq) {
+            *n -= 1;
+            if *n == 0 {
+                inner.pins.remove(&seq);
+            }
+        }
+    }
+
+    /// The batch with sequence `seq`, if still buffered.
+    pub fn batch(&self, seq: u64) -> Option<RecordBatch> {
+        let inner = self.lock();
+        inner
+            .batches
+            .iter()
+            .find(|b| b.seq == seq)
+            .map(|b| b.batch.clone())
+    }
+
+    /// Replaces the batch `seq` by `rewrite(batch)` (same rows; used to link a row to its merged twin).
+    pub fn rewrite(&self, seq: u64, rewrite: impl FnOnce(&RecordBatch) -> Option<RecordBatch>) {
+        let mut inner = self.lock();
+        if let Some(hot) = inner.batches.iter_mut().find(|b| b.seq == seq)
+            && let Some(new) = rewrite(&hot.batch)
+            && new.num_rows() == hot.batch.num_rows()
+        {
+            let bytes = new.get_array_memory_size();
+            let old = std::mem::replace(&mut hot.bytes, bytes);
+            hot.batch = new;
+            inner.bytes = inner.bytes - old + bytes;
         }
     }
 

@@ -173,8 +173,8 @@ fn trailing(body: &[u8], pos: usize, sink: &mut RowSink, line: usize) {
 }
 
 /// A validated value of one column.
-#[derive(Debug)]
-enum Cell {
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
     Null,
     Str(String),
     I64(i64),
@@ -520,6 +520,79 @@ fn random_hex(bytes: usize) -> String {
     out
 }
 
+/// One row of a span-schema batch as cells (the inverse of `build_batch`), for the rare paths that
+/// rewrite single rows (merging the two reports of one call).
+pub(crate) fn row_cells(batch: &RecordBatch, row: usize) -> Vec<Cell> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{
+        Float64Type, Int64Type, TimestampNanosecondType, UInt16Type, UInt32Type, UInt64Type,
+    };
+    COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let Some(array) = batch.columns().get(i) else {
+                return Cell::Null;
+            };
+            if array.is_null(row) {
+                return Cell::Null;
+            }
+            let strings = |a: &dyn Array| -> Vec<String> {
+                let a = a.as_string::<i32>();
+                (0..a.len())
+                    .filter(|j| !a.is_null(*j))
+                    .map(|j| a.value(j).to_string())
+                    .collect()
+            };
+            match column.kind {
+                Kind::Str | Kind::JsonText => {
+                    Cell::Str(array.as_string::<i32>().value(row).to_string())
+                }
+                Kind::Timestamp => {
+                    Cell::I64(array.as_primitive::<TimestampNanosecondType>().value(row))
+                }
+                Kind::F64 => Cell::F64(array.as_primitive::<Float64Type>().value(row)),
+                Kind::I64 => Cell::I64(array.as_primitive::<Int64Type>().value(row)),
+                Kind::U16 => Cell::U64(array.as_primitive::<UInt16Type>().value(row) as u64),
+                Kind::U32 => Cell::U64(array.as_primitive::<UInt32Type>().value(row) as u64),
+                Kind::U64 => Cell::U64(array.as_primitive::<UInt64Type>().value(row)),
+                Kind::Bool => Cell::Bool(array.as_boolean().value(row)),
+                Kind::StrList => Cell::List(strings(array.as_list::<i32>().value(row).as_ref())),
+                Kind::StrMap => {
+                    let entries = array.as_map().value(row);
+                    let keys = strings(entries.column(0).as_ref());
+                    let values = entries.column(1).as_string::<i32>();
+                    Cell::Map(
+                        keys.into_iter()
+                            .enumerate()
+                            .filter(|(j, _)| !values.is_null(*j))
+                            .map(|(j, k)| (k, values.value(j).to_string()))
+                            .collect(),
+                    )
+                }
+            }
+        })
+        .collect()
+}
+
+/// Invalid objects: position in the input (0-based) and (field, message) problems.
+pub type Rejected = Vec<(usize, Vec<(String, String)>)>;
+
+/// Spans given as JSON objects (from another wire format, e.g. OTLP) validated one by one: the valid
+/// ones become a batch, each invalid one is reported by its position with its field errors.
+pub fn validate_objects(objects: Vec<Map<String, Value>>) -> (Option<RecordBatch>, Rejected) {
+    let mut rows = Vec::with_capacity(objects.len());
+    let mut rejected = Vec::new();
+    for (i, object) in objects.into_iter().enumerate() {
+        match validate_row(object) {
+            Ok(row) => rows.push(row),
+            Err(errors) => rejected.push((i, errors)),
+        }
+    }
+    let batch = (!rows.is_empty()).then(|| build_batch(rows));
+    (batch, rejected)
+}
+
 /// One Arrow builder per column kind.
 enum ColumnBuilder {
     Str(StringBuilder),
@@ -627,7 +700,7 @@ impl ColumnBuilder {
     }
 }
 
-fn build_batch(rows: Vec<Vec<Cell>>) -> RecordBatch {
+pub(crate) fn build_batch(rows: Vec<Vec<Cell>>) -> RecordBatch {
     let mut builders: Vec<ColumnBuilder> = COLUMNS
         .iter()
         .map(|c| ColumnBuilder::new(c.kind, rows.len()))

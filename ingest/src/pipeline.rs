@@ -4,6 +4,9 @@
 //! while an fsync is running are written together and share the next one. The writer thread is the only
 //! place that assigns sequence numbers, de-duplicates span ids and pushes to the hot buffer, so the buffer
 //! is always in WAL order.
+//!
+//! Before a batch is encoded for the WAL, the capture policy (`policy`) rewrites the content it may not
+//! keep; on the writer thread, `correlate` links an LLM call reported by two sources (sensor and SDK).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -17,6 +20,8 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::buffer::{HotBuffer, id_hash, span_ids};
+use crate::correlate::{Call, CallIndex, PendingLink, calls_of, set_duplicate_of};
+use crate::policy::CapturePolicy;
 use crate::wal::{self, ReplayReport, Wal, WalError};
 
 #[derive(Debug, Clone)]
@@ -30,7 +35,13 @@ pub struct IngestConfig {
     pub max_wal_bytes: u64,
     /// How many already-flushed span ids are remembered for idempotent retries.
     pub dedup_window: usize,
+    /// What content may be stored; applied to every batch before the WAL.
+    pub policy: Arc<CapturePolicy>,
 }
+
+/// How many recent LLM calls are kept for recognising a second report of the same call, and how long.
+const CALL_INDEX_CAPACITY: usize = 100_000;
+const CALL_INDEX_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 /// What an accepted request got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +63,8 @@ pub enum IngestError {
     WalUnavailable(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("the batch is not in the span schema: {0}")]
+    Invalid(String),
 }
 
 /// Counters the server exports as metrics.
@@ -63,6 +76,11 @@ pub struct IngestStats {
     pub spans_accepted: AtomicU64,
     pub spans_duplicate: AtomicU64,
     pub overloaded: AtomicU64,
+    /// Rows whose content the capture policy changed, and the placeholders it inserted.
+    pub policy_rows_changed: AtomicU64,
+    pub policy_values_redacted: AtomicU64,
+    /// Calls reported by two sources and linked (counted once).
+    pub calls_merged: AtomicU64,
     wal_failed: AtomicBool,
 }
 
@@ -70,6 +88,8 @@ enum Command {
     Append {
         batch: RecordBatch,
         payload: Vec<u8>,
+        /// The batch's LLM calls, for linking two reports of one call.
+        calls: Vec<(usize, Call)>,
         reply: oneshot::Sender<Result<Ack, IngestError>>,
     },
     Persisted {
@@ -94,6 +114,7 @@ impl Ingester {
         persisted_seq: u64,
     ) -> Result<(Self, ReplayReport), WalError> {
         let mut replay_error = None;
+        let mut calls = CallIndex::new(CALL_INDEX_CAPACITY, CALL_INDEX_MAX_AGE);
         let (wal, report) = Wal::open(
             &config.wal_dir,
             config.segment_bytes,
@@ -102,7 +123,12 @@ impl Ingester {
                 match wal::decode_batches(payload) {
                     Ok(batches) => {
                         for batch in batches {
+                            let links = calls.relink_replayed(&batch);
+                            calls.insert_batch(seq, &batch);
                             buffer.push(seq, batch);
+                            for link in links {
+                                finish_link(&buffer, &link);
+                            }
                         }
                     }
                     // The checksum matched, so this is a bug or a format change, not a torn write.
@@ -120,7 +146,7 @@ impl Ingester {
         let thread_stats = stats.clone();
         thread::Builder::new()
             .name("lumen-wal".into())
-            .spawn(move || writer_loop(wal, rx, thread_buffer, thread_stats))
+            .spawn(move || writer_loop(wal, rx, thread_buffer, thread_stats, calls))
             .map_err(|source| WalError::Io {
                 path: config.wal_dir.clone(),
                 source,
@@ -170,17 +196,36 @@ impl Ingester {
         }
     }
 
-    /// Makes `batch` durable and queryable; returns once it is both.
+    /// Makes `batch` durable and queryable; returns once it is both. The capture policy is applied
+    /// first, so content it forbids never reaches the WAL.
     pub async fn ingest(&self, batch: RecordBatch) -> Result<Ack, IngestError> {
         self.check_capacity()?;
-        // Encoding here keeps the CPU work off the single writer thread.
-        let payload =
-            wal::encode_batch(&batch).map_err(|e| IngestError::WalUnavailable(e.to_string()))?;
+        // Policy and encoding run here, off the single writer thread and off the async workers.
+        let policy = self.config.policy.clone();
+        let stats = self.stats.clone();
+        let (batch, payload, calls) = tokio::task::spawn_blocking(move || {
+            let (batch, outcome) = policy
+                .apply(&batch)
+                .map_err(|e| IngestError::Invalid(e.to_string()))?;
+            stats
+                .policy_rows_changed
+                .fetch_add(outcome.rows_changed as u64, Ordering::Relaxed);
+            stats
+                .policy_values_redacted
+                .fetch_add(outcome.values_redacted, Ordering::Relaxed);
+            let payload = wal::encode_batch(&batch)
+                .map_err(|e| IngestError::WalUnavailable(e.to_string()))?;
+            let calls = calls_of(&batch);
+            Ok::<_, IngestError>((batch, payload, calls))
+        })
+        .await
+        .map_err(|_| IngestError::ShuttingDown)??;
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Command::Append {
                 batch,
                 payload,
+                calls,
                 reply,
             })
             .await
@@ -198,7 +243,16 @@ struct Pending {
     reply: oneshot::Sender<Result<Ack, IngestError>>,
     /// The sequence number and batch to publish after the fsync (None when every span was a duplicate).
     record: Option<(u64, RecordBatch)>,
+    /// Earlier rows to mark as duplicates of this request's merged rows once it is durable.
+    links: Vec<PendingLink>,
     ack: Ack,
+}
+
+/// Marks the first row of a linked pair as the duplicate of the merged row and releases its pin.
+fn finish_link(buffer: &HotBuffer, link: &PendingLink) {
+    buffer.rewrite(link.first_seq, |batch| {
+        set_duplicate_of(batch, &link.first_span_id, &link.merged_span_id)
+    });
 }
 
 fn writer_loop(
@@ -206,6 +260,7 @@ fn writer_loop(
     mut rx: mpsc::Receiver<Command>,
     buffer: Arc<HotBuffer>,
     stats: Arc<IngestStats>,
+    mut calls: CallIndex,
 ) {
     const MAX_GROUP: usize = 1024;
     while let Some(first) = rx.blocking_recv() {
@@ -229,6 +284,7 @@ fn writer_loop(
                 Command::Append {
                     batch,
                     payload,
+                    calls: batch_calls,
                     reply,
                 } => {
                     if stats.wal_failed.load(Ordering::Relaxed) {
@@ -237,10 +293,23 @@ fn writer_loop(
                         )));
                         continue;
                     }
-                    match append_one(&mut wal, &buffer, &mut taken_in_group, batch, payload) {
-                        Ok((record, ack)) => {
+                    match append_one(
+                        &mut wal,
+                        &buffer,
+                        &mut calls,
+                        &mut taken_in_group,
+                        batch,
+                        payload,
+                        batch_calls,
+                    ) {
+                        Ok((record, links, ack)) => {
                             appended |= record.is_some();
-                            pending.push(Pending { reply, record, ack });
+                            pending.push(Pending {
+                                reply,
+                                record,
+                                links,
+                                ack,
+                            });
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "WAL append failed; refusing writes until restart");
@@ -262,11 +331,17 @@ fn writer_loop(
                 }
             }
         }
+        stats
+            .calls_merged
+            .store(calls.merged_total, Ordering::Relaxed);
         // Before the replies, so a client that got its answer sees the WAL size that includes it.
         stats.wal_bytes.store(wal.total_bytes(), Ordering::Relaxed);
         let failed = stats.wal_failed.load(Ordering::Relaxed);
         for p in pending {
             if failed {
+                for link in &p.links {
+                    buffer.unpin(link.first_seq);
+                }
                 let _ = p.reply.send(Err(IngestError::WalUnavailable(
                     "WAL write or fsync failed".into(),
                 )));
@@ -275,6 +350,10 @@ fn writer_loop(
             if let Some((seq, batch)) = p.record {
                 buffer.push(seq, batch);
                 stats.wal_records.fetch_add(1, Ordering::Relaxed);
+            }
+            for link in &p.links {
+                finish_link(&buffer, link);
+                buffer.unpin(link.first_seq);
             }
             stats
                 .spans_accepted
@@ -288,13 +367,17 @@ fn writer_loop(
 }
 
 /// De-duplicates one request against everything accepted so far and appends what is new.
+type Appended = (Option<(u64, RecordBatch)>, Vec<PendingLink>, Ack);
+
 fn append_one(
     wal: &mut Wal,
     buffer: &HotBuffer,
+    calls: &mut CallIndex,
     taken_in_group: &mut HashSet<u64>,
     batch: RecordBatch,
     payload: Vec<u8>,
-) -> Result<(Option<(u64, RecordBatch)>, Ack), WalError> {
+    mut batch_calls: Vec<(usize, Call)>,
+) -> Result<Appended, WalError> {
     let Some(ids) = span_ids(&batch) else {
         // Not in the span schema: cannot happen for batches from `parse_spans`.
         return Err(WalError::Encode(arrow::error::ArrowError::SchemaError(
@@ -314,21 +397,55 @@ fn append_one(
         let keep = BooleanArray::from(dup.iter().map(|d| !d).collect::<Vec<_>>());
         let kept = filter_record_batch(&batch, &keep)?;
         let payload = wal::encode_batch(&kept)?;
+        // Rows moved; a retry with duplicates is rare, so the calls are simply read again.
+        batch_calls = calls_of(&kept);
         (kept, payload)
     };
     let accepted = batch.num_rows();
     if accepted == 0 {
         return Ok((
             None,
+            Vec::new(),
             Ack {
                 accepted,
                 duplicates,
             },
         ));
     }
-    let seq = wal.append(&payload)?;
+    let (linked, links) = calls.link(
+        &batch,
+        &mut batch_calls,
+        |seq| buffer.pin(seq),
+        |seq| buffer.batch(seq),
+    );
+    let (batch, payload) = match linked {
+        Some(linked) => {
+            let payload = match wal::encode_batch(&linked) {
+                Ok(p) => p,
+                Err(e) => {
+                    for link in &links {
+                        buffer.unpin(link.first_seq);
+                    }
+                    return Err(e);
+                }
+            };
+            (linked, payload)
+        }
+        None => (batch, payload),
+    };
+    let seq = match wal.append(&payload) {
+        Ok(seq) => seq,
+        Err(e) => {
+            for link in &links {
+                buffer.unpin(link.first_seq);
+            }
+            return Err(e);
+        }
+    };
+    calls.insert(seq, batch_calls);
     Ok((
         Some((seq, batch)),
+        links,
         Ack {
             accepted,
             duplicates,
@@ -348,6 +465,7 @@ mod tests {
             max_buffer_bytes: 1 << 30,
             max_wal_bytes: 1 << 30,
             dedup_window: 1000,
+            policy: Arc::new(CapturePolicy::default_redacted()),
         }
     }
 

@@ -46,6 +46,8 @@ pub mod names {
     pub const END_TIME: &str = "end_time";
     pub const DURATION_MS: &str = "duration_ms";
     pub const ATTRIBUTES: &str = "attributes";
+    pub const DUPLICATE_OF: &str = "duplicate_of";
+    pub const CAPTURE_FLAGS: &str = "capture_flags";
 }
 
 /// The columns in table order. Unknown is NULL, never 0.
@@ -179,6 +181,11 @@ pub const COLUMNS: &[Column] = &[
         "capture_flags",
         Kind::StrList,
         "truncated, redacted, mid_stream_attach, ...",
+    ),
+    col(
+        "duplicate_of",
+        Kind::Str,
+        "set when this call was also seen by another source (SDK and sensor): the span_id of the row that counts; such rows are in spans_all, not in spans",
     ),
     col(
         "attributes",

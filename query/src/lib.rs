@@ -219,7 +219,14 @@ impl QueryEngine {
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let url = Url::parse(STORE_URL).map_err(|e| DataFusionError::External(Box::new(e)))?;
         ctx.register_object_store(&url, store);
-        ctx.register_table("spans", Arc::new(SpansTable::new(buffer, manifest)))?;
+        ctx.register_table(
+            "spans",
+            Arc::new(SpansTable::new(buffer.clone(), manifest.clone())),
+        )?;
+        ctx.register_table(
+            "spans_all",
+            Arc::new(SpansTable::all_rows(buffer, manifest)),
+        )?;
         ctx.register_udaf(udf::quantile_cont());
         views::register(&ctx)?;
         let threads = std::thread::available_parallelism()
@@ -377,6 +384,7 @@ mod tests {
             max_buffer_bytes: 1 << 30,
             max_wal_bytes: 1 << 30,
             dedup_window: 1000,
+            policy: std::sync::Arc::new(lumen_ingest::CapturePolicy::default_redacted()),
         };
         let (ingester, _) = Ingester::open(config, buffer.clone(), 0).unwrap();
         let engine = QueryEngine::new(

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -19,8 +20,11 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::{Column, IsNullExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::union::UnionExec;
 
 use lumen_ingest::HotBuffer;
@@ -34,6 +38,9 @@ pub struct SpansTable {
     buffer: Arc<HotBuffer>,
     manifest: Arc<Manifest>,
     schema: SchemaRef,
+    /// `spans` leaves out rows with `duplicate_of` set (the second report of a call); `spans_all`
+    /// shows every row.
+    counted_only: bool,
 }
 
 impl fmt::Debug for SpansTable {
@@ -48,7 +55,89 @@ impl SpansTable {
             buffer,
             manifest,
             schema: span_schema(),
+            counted_only: true,
         }
+    }
+
+    /// The table of every stored row, duplicates included (`spans_all`).
+    pub fn all_rows(buffer: Arc<HotBuffer>, manifest: Arc<Manifest>) -> Self {
+        SpansTable {
+            counted_only: false,
+            ..SpansTable::new(buffer, manifest)
+        }
+    }
+
+    /// A hot batch without its duplicate rows (cheap when it has none, the usual case).
+    fn counted_rows(&self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let Some(duplicates) = batch.column_by_name(names::DUPLICATE_OF) else {
+            return Ok(Some(batch));
+        };
+        if duplicates.null_count() == batch.num_rows() {
+            return Ok(Some(batch));
+        }
+        let keep = arrow::compute::is_null(duplicates)?;
+        let kept = arrow::compute::filter_record_batch(&batch, &keep)?;
+        Ok((kept.num_rows() > 0).then_some(kept))
+    }
+
+    async fn file_scan(
+        &self,
+        state: &dyn Session,
+        files: Vec<PartitionedFile>,
+        projection: Option<Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let source = Arc::new(ParquetSource::new(self.schema.clone()));
+        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, source)
+            .with_file_groups(vec![FileGroup::new(files)])
+            .with_projection_indices(projection)?
+            .with_limit(limit)
+            .build();
+        let format = ParquetFormat::new().with_options(state.table_options().parquet.clone());
+        format.create_physical_plan(state, config).await
+    }
+
+    /// Files that hold duplicate rows: scanned with `duplicate_of` added, filtered on it, and projected
+    /// back to what the query asked for.
+    async fn counted_file_scan(
+        &self,
+        state: &dyn Session,
+        files: Vec<PartitionedFile>,
+        projection: Option<&Vec<usize>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let duplicate_of = self.schema.index_of(names::DUPLICATE_OF)?;
+        let wanted: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let mut scanned = wanted.clone();
+        if !scanned.contains(&duplicate_of) {
+            scanned.push(duplicate_of);
+        }
+        let scan = self
+            .file_scan(state, files, Some(scanned.clone()), None)
+            .await?;
+        let position = scanned
+            .iter()
+            .position(|i| *i == duplicate_of)
+            .unwrap_or_default();
+        let predicate = Arc::new(IsNullExpr::new(Arc::new(Column::new(
+            names::DUPLICATE_OF,
+            position,
+        ))));
+        let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate, scan)?);
+        let exprs: Vec<ProjectionExpr> = wanted
+            .iter()
+            .enumerate()
+            .map(|(at, column)| {
+                let name = self.schema.field(*column).name().clone();
+                ProjectionExpr {
+                    expr: Arc::new(Column::new(&name, at)),
+                    alias: name,
+                }
+            })
+            .collect();
+        Ok(Arc::new(ProjectionExec::try_new(exprs, filtered)?))
     }
 }
 
@@ -180,11 +269,14 @@ impl TableProvider for SpansTable {
         let bounds = TimeBounds::from_filters(filters);
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        let hot_batches: Vec<_> = hot
-            .into_iter()
-            .filter(|b| b.seq > persisted)
-            .map(|b| b.batch)
-            .collect();
+        let mut hot_batches = Vec::new();
+        for b in hot.into_iter().filter(|b| b.seq > persisted) {
+            if !self.counted_only {
+                hot_batches.push(b.batch);
+            } else if let Some(kept) = self.counted_rows(b.batch)? {
+                hot_batches.push(kept);
+            }
+        }
         if !hot_batches.is_empty() {
             inputs.push(MemorySourceConfig::try_new_exec(
                 &[hot_batches],
@@ -193,26 +285,35 @@ impl TableProvider for SpansTable {
             )?);
         }
 
-        let files: Vec<PartitionedFile> = manifest
+        let mut files: Vec<PartitionedFile> = Vec::new();
+        let mut files_with_duplicates: Vec<PartitionedFile> = Vec::new();
+        for f in manifest
             .files
             .values()
             .filter(|f| bounds.overlaps(f.min_time_ns, f.max_time_ns))
-            .map(|f| {
-                let mut stats = Statistics::new_unknown(&self.schema);
-                stats.num_rows = Precision::Exact(f.rows as usize);
-                stats.total_byte_size = Precision::Inexact(f.size as usize);
-                PartitionedFile::new(f.path.clone(), f.size).with_statistics(Arc::new(stats))
-            })
-            .collect();
+        {
+            let mut stats = Statistics::new_unknown(&self.schema);
+            stats.num_rows = Precision::Exact(f.rows as usize);
+            stats.total_byte_size = Precision::Inexact(f.size as usize);
+            let file =
+                PartitionedFile::new(f.path.clone(), f.size).with_statistics(Arc::new(stats));
+            if self.counted_only && f.duplicates > 0 {
+                files_with_duplicates.push(file);
+            } else {
+                files.push(file);
+            }
+        }
         if !files.is_empty() {
-            let source = Arc::new(ParquetSource::new(self.schema.clone()));
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, source)
-                .with_file_groups(vec![FileGroup::new(files)])
-                .with_projection_indices(projection.cloned())?
-                .with_limit(limit)
-                .build();
-            let format = ParquetFormat::new().with_options(state.table_options().parquet.clone());
-            inputs.push(format.create_physical_plan(state, config).await?);
+            inputs.push(
+                self.file_scan(state, files, projection.cloned(), limit)
+                    .await?,
+            );
+        }
+        if !files_with_duplicates.is_empty() {
+            inputs.push(
+                self.counted_file_scan(state, files_with_duplicates, projection)
+                    .await?,
+            );
         }
 
         match inputs.len() {

@@ -9,6 +9,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 
+use std::sync::Arc;
+
+use lumen_ingest::{CaptureMode, CapturePolicy, CaptureRule};
+use lumen_redact::RedactConfig;
 use lumen_storage::StorageLocation;
 
 /// Flags of `lumen serve`. Every flag also reads `LUMEN_<NAME>` and the key of the same name (with `_`)
@@ -113,6 +117,17 @@ pub struct ServeArgs {
     /// A request body must arrive within this long (slow senders get 408). [default: 30s]
     #[arg(long, env = "LUMEN_BODY_TIMEOUT", value_name = "DURATION")]
     pub body_timeout: Option<String>,
+
+    /// Content the server stores, enforced before the WAL: full, redacted (sensitive values become
+    /// placeholders) or metadata (no prompts or completions). Per-provider/service overrides go in the
+    /// config file as [[capture_rules]]. [default: redacted]
+    #[arg(long, env = "LUMEN_CAPTURE", value_name = "MODE")]
+    pub capture: Option<String>,
+
+    /// TOML file with the redaction settings (custom patterns, JSON key keep/drop lists; see
+    /// redact/README.md). [default: built-in rules]
+    #[arg(long, env = "LUMEN_REDACT_CONFIG", value_name = "FILE")]
+    pub redact_config: Option<PathBuf>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -140,6 +155,12 @@ struct FileConfig {
     query_max_rows: Option<usize>,
     query_concurrency: Option<usize>,
     body_timeout: Option<String>,
+    capture: Option<String>,
+    #[serde(default)]
+    capture_rules: Vec<CaptureRule>,
+    redact_config: Option<PathBuf>,
+    /// The redaction settings inline, instead of a separate file.
+    redact: Option<RedactConfig>,
 }
 
 /// Resolved settings.
@@ -166,6 +187,7 @@ pub struct ServeConfig {
     pub query_max_rows: usize,
     pub query_concurrency: usize,
     pub body_timeout: Duration,
+    pub capture: Arc<CapturePolicy>,
 }
 
 const MIB: u64 = 1 << 20;
@@ -254,7 +276,28 @@ impl ServeArgs {
         if multipart_part < 5 * MIB {
             bail!("--multipart-part must be at least 5MiB (the S3 minimum part size)");
         }
+        let capture_mode = match self.capture.or(file.capture) {
+            Some(text) => text
+                .parse::<CaptureMode>()
+                .map_err(|e| anyhow::anyhow!("--capture: {e}"))?,
+            None => CaptureMode::Redacted,
+        };
+        let redact = match (self.redact_config.or(file.redact_config), file.redact) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading the redaction config {}", path.display()))?;
+                toml::from_str::<RedactConfig>(&text)
+                    .with_context(|| format!("redaction config {}", path.display()))?
+            }
+            (None, Some(inline)) => inline,
+            (None, None) => RedactConfig::default(),
+        };
+        let capture = Arc::new(
+            CapturePolicy::new(capture_mode, file.capture_rules, &redact)
+                .context("capture policy")?,
+        );
         Ok(ServeConfig {
+            capture,
             listen: self
                 .listen
                 .or(file.listen)

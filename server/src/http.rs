@@ -1,4 +1,5 @@
-//! The HTTP API: `POST /v1/spans`, `POST|GET /v1/sql`, `/healthz`, `/metrics`.
+//! The HTTP API: `POST /v1/spans`, `POST|GET /v1/sql`, `/healthz`, `/metrics` (OTLP's `POST /v1/traces`
+//! is in `otlp.rs`).
 //! Handlers translate between HTTP and the stages; every rejection names what was wrong.
 
 use std::io::Read;
@@ -36,6 +37,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/spans"),
     ("get", "/v1/spans"),
     ("get", "/v1/spans/{span_id}"),
+    ("post", "/v1/traces"),
     ("get", "/v1/traces/{trace_id}"),
     ("post", "/v1/sql"),
     ("get", "/v1/sql"),
@@ -54,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/spans", post(ingest_spans).get(explore::list_spans))
         .route("/v1/spans/{span_id}", get(explore::span))
+        .route("/v1/traces", post(crate::otlp::ingest_traces))
         .route("/v1/traces/{trace_id}", get(explore::trace))
         .route("/v1/sql", post(sql_post).get(sql_get))
         .route("/v1/models", get(explore::models))
@@ -77,10 +80,10 @@ async fn openapi() -> Response {
 
 /// An error answer: status, message, optional details and headers.
 pub struct ApiError {
-    status: StatusCode,
-    message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
     details: Option<serde_json::Value>,
-    retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -97,10 +100,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.message });
-        if let Some(details) = self.details {
+        if let Some(details) = self.details.clone() {
             body["errors"] = details;
         }
         let mut response = (self.status, axum::Json(body)).into_response();
+        self.add_headers(&mut response);
+        response
+    }
+}
+
+impl ApiError {
+    /// `Retry-After` for retryable refusals, `WWW-Authenticate` for a missing token.
+    pub(crate) fn add_headers(&self, response: &mut Response) {
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -111,7 +122,6 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        response
     }
 }
 
@@ -142,17 +152,27 @@ pub(crate) fn authorize(headers: &HeaderMap, token: &Option<String>) -> Result<(
     }
 }
 
-fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(BodyFormat::Auto);
-    };
-    let text = value.to_str().unwrap_or("");
+/// The `Content-Type` as sent (for messages) and its media type, lowercased without parameters.
+pub(crate) fn media_type(headers: &HeaderMap) -> (String, String) {
+    let text = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let media = text
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    (text, media)
+}
+
+fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        return Ok(BodyFormat::Auto);
+    }
+    let (text, media) = media_type(headers);
     match media.as_str() {
         "application/json" | "text/json" => Ok(BodyFormat::Auto),
         "application/x-ndjson"
@@ -169,7 +189,7 @@ fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
 }
 
 #[derive(Clone, Copy)]
-enum Encoding {
+pub(crate) enum Encoding {
     Identity,
     Gzip,
     Zstd,
@@ -199,7 +219,7 @@ fn too_large(limit: usize, what: &str) -> ApiError {
 }
 
 /// Decodes a compressed body, refusing to inflate past `limit` (a small gzip bomb stays small).
-fn decode_body(encoding: Encoding, raw: Bytes, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn decode_body(encoding: Encoding, raw: Bytes, limit: usize) -> Result<Bytes, ApiError> {
     let bad = |e: std::io::Error, name: &str| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -228,7 +248,7 @@ fn decode_body(encoding: Encoding, raw: Bytes, limit: usize) -> Result<Bytes, Ap
 }
 
 /// Reads a whole body within `limit` bytes and `timeout` (a client that trickles its body is cut off).
-async fn read_body(
+pub(crate) async fn read_body(
     body: Body,
     limit: usize,
     timeout: std::time::Duration,
@@ -276,25 +296,32 @@ async fn ingest_spans(State(state): State<Arc<AppState>>, request: Request) -> R
             response
         }
         Err(e) => {
-            let outcome = match e.status {
-                StatusCode::BAD_REQUEST => "bad_request",
-                StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported",
-                StatusCode::UNAUTHORIZED => "unauthorized",
-                StatusCode::SERVICE_UNAVAILABLE => "overloaded",
-                _ => "error",
-            };
-            state.metrics.count_ingest(outcome);
+            state.metrics.count_ingest(ingest_outcome(e.status));
             e.into_response()
         }
     }
 }
 
-async fn ingest_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
-    let headers = request.headers().clone();
-    authorize(&headers, &state.config.ingest_token)?;
-    let format = body_format(&headers)?;
-    let encoding = content_encoding(&headers)?;
+/// The `outcome` label of the ingest-requests metric for an error status.
+pub(crate) fn ingest_outcome(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::SERVICE_UNAVAILABLE => "overloaded",
+        _ => "error",
+    }
+}
+
+/// What every ingest endpoint checks before reading a body: the token, the content encoding, the declared
+/// size and the ingest bounds (refused early, before reading a large body for nothing).
+pub(crate) fn ingest_preflight(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Encoding, ApiError> {
+    authorize(headers, &state.config.ingest_token)?;
+    let encoding = content_encoding(headers)?;
     let limit = state.config.max_body;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
@@ -303,8 +330,14 @@ async fn ingest_inner(state: &AppState, request: Request) -> Result<Response, Ap
     {
         return Err(too_large(limit, "the body"));
     }
-    // Refuse early when over a bound, before reading a large body for nothing.
     state.ingester.check_capacity().map_err(ingest_error)?;
+    Ok(encoding)
+}
+
+async fn ingest_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    let encoding = ingest_preflight(state, request.headers())?;
+    let format = body_format(request.headers())?;
+    let limit = state.config.max_body;
     let raw = read_body(request.into_body(), limit, state.config.body_timeout).await?;
     let batch = tokio::task::spawn_blocking(move || {
         let body = decode_body(encoding, raw, limit)?;
@@ -326,7 +359,7 @@ async fn ingest_inner(state: &AppState, request: Request) -> Result<Response, Ap
     Ok(axum::Json(json!({"accepted": ack.accepted, "duplicates": ack.duplicates})).into_response())
 }
 
-fn ingest_error(e: IngestError) -> ApiError {
+pub(crate) fn ingest_error(e: IngestError) -> ApiError {
     let retry_after = match &e {
         IngestError::Overloaded {
             retry_after_secs, ..

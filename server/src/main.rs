@@ -5,6 +5,7 @@ mod explore;
 mod format;
 mod http;
 mod metrics;
+mod otlp;
 mod serve;
 mod sql_cmd;
 

@@ -78,6 +78,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         max_buffer_bytes: config.max_buffer,
         max_wal_bytes: config.max_wal,
         dedup_window: config.dedup_window,
+        policy: config.capture.clone(),
     };
     let (ingester, replay) =
         Ingester::open(ingest_config, buffer.clone(), persisted).context("opening the WAL")?;
@@ -149,7 +150,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
     });
-    tracing::info!(%address, storage = %config.storage, data_dir = %config.data_dir.display(), "lumen is serving");
+    tracing::info!(%address, storage = %config.storage, data_dir = %config.data_dir.display(), capture = %config.capture.default_mode(), "lumen is serving");
     // A line on stdout that scripts (and the end-to-end tests) can wait for.
     println!("lumen listening on http://{address}");
 

@@ -49,6 +49,14 @@ pub struct FileMeta {
     pub max_time_ns: i64,
     /// When the file was committed (Unix ns).
     pub created_ns: i64,
+    /// Rows with `duplicate_of` set (left out of `spans`); files without any need no filter. Absent in
+    /// manifests written before the column existed, which is right: those files have none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub duplicates: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -368,6 +376,7 @@ mod tests {
             min_time_ns: 1,
             max_time_ns: 2,
             created_ns: 3,
+            duplicates: 0,
         }
     }
 

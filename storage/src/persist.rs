@@ -329,6 +329,7 @@ mod tests {
             min_time_ns: 0,
             max_time_ns: 0,
             created_ns: 0,
+            duplicates: 0,
         };
         manifest.commit(vec![meta], 0).await.unwrap();
         let config = IngestConfig {
@@ -337,6 +338,7 @@ mod tests {
             max_buffer_bytes: 1 << 20,
             max_wal_bytes: 1 << 20,
             dedup_window: 10,
+            policy: std::sync::Arc::new(lumen_ingest::CapturePolicy::default_redacted()),
         };
         let (ingester, _) = Ingester::open(config, Arc::new(HotBuffer::new(10)), 0).unwrap();
         let policy = FlushPolicy {

@@ -165,6 +165,10 @@ async fn write_file(
         min_time_ns,
         max_time_ns,
         created_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX),
+        duplicates: batch
+            .column_by_name(lumen_ingest::schema::names::DUPLICATE_OF)
+            .map(|c| (c.len() - c.null_count()) as u64)
+            .unwrap_or(0),
     })
 }
 
