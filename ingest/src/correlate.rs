@@ -2,10 +2,12 @@
 //! reports it through OTLP. This module recognises the pair and links it so the call counts once.
 //!
 //! **Matching** (in the WAL writer thread, so decisions follow WAL order): an arriving LLM span is matched
-//! against recent LLM spans from a *different* source that are not linked yet. A candidate must name the
-//! same model, overlap in time (2 s slack), agree on input and output tokens where both know them, and
-//! share an identity: the same `trace_id` (the sensor records the `traceparent` the SDK propagated), or the
-//! same process (`pid`, and `host` when both know it). Trace matches win, then the closest start.
+//! against recent LLM spans from a *different* source that still count (no `duplicate_of`). A candidate
+//! must name the same model, overlap in time (2 s slack), agree on input and output tokens where both know
+//! them, and share an identity: the same `trace_id` (the sensor records the `traceparent` the SDK
+//! propagated), or the same process (`pid`, and `host` when both know it). Trace matches win, then the
+//! closest start. A row made from an OTLP `gen_ai.client.inference.operation.details` log event (flagged
+//! `event`) matches only its own span, by id; merged, it takes the span's timing.
 //!
 //! **Linking** never edits stored bytes. The arriving row (the second report) is written *merged*: every
 //! field it lacks is taken from the first, `capture_flags` gets `merged` and `attributes` get
@@ -74,6 +76,8 @@ pub(crate) struct Call {
     input_tokens: Option<i64>,
     output_tokens: Option<i64>,
     linked: bool,
+    /// An OTLP log event about the call (linked to its span by id), not the call's own span.
+    event: bool,
     arrived: Instant,
     /// The row without content and attributes, for merging once the row has left the buffer.
     summary: Vec<Cell>,
@@ -163,13 +167,17 @@ impl<'a> View<'a> {
         !self.provider.is_null(row) || !self.request_model.is_null(row)
     }
 
-    fn merged(&self, row: usize) -> bool {
+    fn flagged(&self, row: usize, flag: &str) -> bool {
         if self.flags.is_null(row) {
             return false;
         }
         let items = self.flags.value(row);
         let items = items.as_string::<i32>();
-        (0..items.len()).any(|i| !items.is_null(i) && items.value(i) == flags::MERGED)
+        (0..items.len()).any(|i| !items.is_null(i) && items.value(i) == flag)
+    }
+
+    fn merged(&self, row: usize) -> bool {
+        self.flagged(row, flags::MERGED)
     }
 
     fn call(&self, seq: u64, row: usize) -> Option<Call> {
@@ -191,7 +199,8 @@ impl<'a> View<'a> {
             end: self.end.value(row),
             input_tokens: num(self.input_tokens),
             output_tokens: num(self.output_tokens),
-            linked: !self.duplicate_of.is_null(row) || self.merged(row),
+            linked: !self.duplicate_of.is_null(row),
+            event: self.flagged(row, flags::EVENT),
             arrived: Instant::now(),
             summary: Vec::new(),
         })
@@ -201,7 +210,19 @@ impl<'a> View<'a> {
 impl Call {
     /// Whether `other` (an arriving row) reports the same call; `Some(true)` for a trace-context match.
     fn matches(&self, other: &Call) -> Option<bool> {
-        if self.linked || self.source == other.source {
+        if self.linked {
+            return None;
+        }
+        // An event row names its span exactly.
+        if self.event != other.event {
+            let (event, span) = if self.event {
+                (self, other)
+            } else {
+                (other, self)
+            };
+            return (event.span_id == details_span_id(&span.span_id)).then_some(true);
+        }
+        if self.source == other.source {
             return None;
         }
         let same_model = self.models.iter().any(|m| other.models.contains(m));
@@ -224,6 +245,11 @@ impl Call {
         };
         (self.pid.is_some() && self.pid == other.pid && same_host).then_some(false)
     }
+}
+
+/// The span id of the row made from a span's `gen_ai.client.inference.operation.details` event.
+pub fn details_span_id(span_id: &str) -> String {
+    format!("{span_id}-details")
 }
 
 /// The LLM calls of a batch (row index and call, with its summary). Computed before the batch reaches
@@ -374,12 +400,9 @@ impl CallIndex {
             let Some(id) = self.best_match(arriving) else {
                 continue;
             };
-            arriving.linked = true;
-            let Some(first) = self.calls.get_mut(&id) else {
+            let Some(first) = self.calls.get(&id).cloned() else {
                 continue;
             };
-            first.linked = true;
-            let first = first.clone();
             self.merged_total += 1;
             let cells = row_cells(batch, row);
             let mut merged = match fetch(first.seq).and_then(|b| find_row(&b, &first.span_id)) {
@@ -388,13 +411,23 @@ impl CallIndex {
             };
             set_attribute(&mut merged, MERGED_WITH, &first.span_id);
             add_flag(&mut merged, flags::MERGED);
+            // The arriving row no longer is an event once it holds its span's fields.
+            if let Cell::List(items) = &mut merged[col(names::CAPTURE_FLAGS)] {
+                items.retain(|f| f != flags::EVENT);
+            }
             if pin(first.seq) {
+                // The merged row counts from now on (and may be linked again, e.g. to its event).
+                if let Some(first) = self.calls.get_mut(&id) {
+                    first.linked = true;
+                }
+                arriving.event = false;
                 links.push(PendingLink {
                     first_seq: first.seq,
                     first_span_id: first.span_id.clone(),
                     merged_span_id: arriving.span_id.clone(),
                 });
             } else {
+                arriving.linked = true;
                 merged[col(names::DUPLICATE_OF)] = Cell::Str(first.span_id.clone());
             }
             let rows =
@@ -469,7 +502,25 @@ fn find_row(batch: &RecordBatch, span_id: &str) -> Option<Vec<Cell>> {
 
 /// The arriving row with every field it lacks taken from `first`; attributes are united (the arriving
 /// row's values win) and so are capture flags.
+/// Timing and position of a call: an event row (stamped when the call ended) takes these from its span.
+const SPAN_TIMING: &[&str] = &[
+    "start_time",
+    "end_time",
+    "duration_ms",
+    "ttft_ms",
+    "span_kind",
+    "parent_span_id",
+];
+
 fn merge(mut arriving: Vec<Cell>, first: &[Cell]) -> Vec<Cell> {
+    if has_flag(&arriving, flags::EVENT) {
+        for name in SPAN_TIMING {
+            let i = col(name);
+            if !matches!(first[i], Cell::Null) {
+                arriving[i] = first[i].clone();
+            }
+        }
+    }
     for (i, column) in COLUMNS.iter().enumerate() {
         if OWN_COLUMNS.contains(&column.name) {
             continue;

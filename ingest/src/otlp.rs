@@ -10,6 +10,9 @@
 
 use std::collections::BTreeMap;
 
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -38,17 +41,154 @@ impl Encoding {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
-    #[error("the body is not a protobuf ExportTraceServiceRequest: {0}")]
+    #[error("the body is not a valid OTLP protobuf message: {0}")]
     Protobuf(#[from] prost::DecodeError),
-    #[error("the body is not an OTLP/JSON ExportTraceServiceRequest: {0}")]
+    #[error("the body is not valid OTLP/JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
 
-pub fn decode(body: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, OtlpError> {
+/// The log event that carries an inference's attributes and content when the instrumentation sends it
+/// on the logs signal.
+pub const DETAILS_EVENT: &str = "gen_ai.client.inference.operation.details";
+
+pub fn decode_logs(body: &[u8], encoding: Encoding) -> Result<ExportLogsServiceRequest, OtlpError> {
+    decode_message(body, encoding)
+}
+
+fn decode_message<T: Message + Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+    encoding: Encoding,
+) -> Result<T, OtlpError> {
     Ok(match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)?,
+        Encoding::Protobuf => T::decode(body)?,
         Encoding::Json => serde_json::from_slice(body)?,
     })
+}
+
+fn encode_answer<T: Message + serde::Serialize>(
+    answer: &T,
+    full_success: bool,
+    encoding: Encoding,
+) -> Vec<u8> {
+    match encoding {
+        Encoding::Protobuf => answer.encode_to_vec(),
+        // The canonical JSON of a full success is the empty message.
+        Encoding::Json if full_success => b"{}".to_vec(),
+        Encoding::Json => serde_json::to_vec(answer).unwrap_or_else(|_| b"{}".to_vec()),
+    }
+}
+
+/// The logs answer; `rejected` > 0 makes it a partial success, and `message` may carry a warning.
+pub fn logs_response(rejected: i64, message: String, encoding: Encoding) -> Vec<u8> {
+    let answer = ExportLogsServiceResponse {
+        partial_success: (rejected > 0 || !message.is_empty()).then_some(
+            ExportLogsPartialSuccess {
+                rejected_log_records: rejected,
+                error_message: message,
+            },
+        ),
+    };
+    let full_success = answer.partial_success.is_none();
+    encode_answer(&answer, full_success, encoding)
+}
+
+/// Log records of one request: the GenAI inference-details events as contract objects (rows linked to
+/// their span, see `correlate`), the records rejected (position and reason), and how many records were
+/// other logs, which Lumen does not store.
+#[derive(Debug, Default)]
+pub struct ConvertedLogs {
+    pub spans: Converted,
+    pub ignored: usize,
+}
+
+/// Converts the `gen_ai.client.inference.operation.details` events of `request` into rows: the event's
+/// attributes are the span's attribute set (model, tokens, content), its trace context names the span.
+/// The row's span id is the span's with `-details` appended and it is flagged `event`, so ingest links
+/// it to the span (whichever arrives first) and the call counts once.
+pub fn convert_logs(request: ExportLogsServiceRequest) -> ConvertedLogs {
+    let mut out = ConvertedLogs::default();
+    let mut index = 0usize;
+    for resource_logs in request.resource_logs {
+        let resource = attributes_of(
+            resource_logs
+                .resource
+                .map(|r| r.attributes)
+                .unwrap_or_default(),
+        );
+        for scope_logs in resource_logs.scope_logs {
+            let scope = scope_logs.scope.unwrap_or_default();
+            for record in scope_logs.log_records {
+                index += 1;
+                let named = record.event_name == DETAILS_EVENT
+                    || record.attributes.iter().any(|kv| {
+                        kv.key == "event.name"
+                            && matches!(
+                                kv.value.as_ref().and_then(|v| v.value.as_ref()),
+                                Some(any_value::Value::StringValue(n)) if n == DETAILS_EVENT
+                            )
+                    });
+                if !named {
+                    out.ignored += 1;
+                    continue;
+                }
+                let label = format!(
+                    "log record {index} ({DETAILS_EVENT}, spanId {})",
+                    hex::encode(&record.span_id)
+                );
+                let time = if record.time_unix_nano != 0 {
+                    record.time_unix_nano
+                } else {
+                    record.observed_time_unix_nano
+                };
+                let span = OtlpSpan {
+                    trace_id: record.trace_id,
+                    span_id: record.span_id,
+                    kind: SpanKind::Client as i32,
+                    start_time_unix_nano: time,
+                    attributes: record
+                        .attributes
+                        .into_iter()
+                        .filter(|kv| kv.key != "event.name")
+                        .collect(),
+                    ..Default::default()
+                };
+                match convert_span(span, &resource, &scope.name, &scope.version) {
+                    Ok(mut object) => {
+                        if let Some(Value::String(id)) = object.get("span_id").cloned() {
+                            object.insert(
+                                "span_id".into(),
+                                crate::correlate::details_span_id(&id).into(),
+                            );
+                        }
+                        // Stamped when the call ended: its duration is the span's, unknown here.
+                        object.remove("end_time");
+                        object.insert("capture_flags".into(), json!([crate::policy::flags::EVENT]));
+                        if let Some(Value::Object(attrs)) = object.get_mut("attributes") {
+                            attrs.remove("otel.span_name");
+                            attrs.remove("otel.span_kind");
+                            attrs.insert("otel.event_name".into(), DETAILS_EVENT.into());
+                        }
+                        out.spans.objects.push(object);
+                        out.spans.labels.push((index, label));
+                    }
+                    Err(reason) => {
+                        let reason = reason
+                            .replace("traceId", "the record's traceId")
+                            .replace("spanId", "the record's spanId")
+                            .replace("startTimeUnixNano", "timeUnixNano");
+                        out.spans
+                            .rejected
+                            .push((index, format!("{label}: {reason}")));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn decode(body: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, OtlpError> {
+    decode_message(body, encoding)
 }
 
 /// The success answer; `rejected` > 0 makes it a partial success.
@@ -61,12 +201,8 @@ pub fn response(rejected: i64, message: String, encoding: Encoding) -> Vec<u8> {
             },
         ),
     };
-    match (encoding, &answer.partial_success) {
-        (Encoding::Protobuf, _) => answer.encode_to_vec(),
-        // The canonical JSON of a full success is the empty message.
-        (Encoding::Json, None) => b"{}".to_vec(),
-        (Encoding::Json, Some(_)) => serde_json::to_vec(&answer).unwrap_or_else(|_| b"{}".to_vec()),
-    }
+    let full_success = answer.partial_success.is_none();
+    encode_answer(&answer, full_success, encoding)
 }
 
 /// `google.rpc.Status`, the body of OTLP/HTTP error answers.
@@ -925,6 +1061,45 @@ mod tests {
         assert_eq!(o["span_kind"], "server");
         assert_eq!(o["url_path"], "/a/b");
         assert!(o.get("provider").is_none());
+    }
+
+    #[test]
+    fn inference_details_log_events_become_linkable_rows_and_other_logs_are_ignored() {
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let details = LogRecord {
+            time_unix_nano: 1_780_000_001_500_000_000,
+            event_name: DETAILS_EVENT.into(),
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            attributes: vec![
+                s("gen_ai.request.model", "gpt-4o-mini"),
+                i("gen_ai.usage.input_tokens", 12),
+                s("gen_ai.input.messages", r#"[{"role":"user","parts":[]}]"#),
+            ],
+            ..Default::default()
+        };
+        let other = LogRecord {
+            time_unix_nano: 1,
+            ..Default::default()
+        };
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![details, other],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let back = decode_logs(&request.encode_to_vec(), Encoding::Protobuf).unwrap();
+        let c = convert_logs(back);
+        assert_eq!(c.ignored, 1);
+        let o = &c.spans.objects[0];
+        assert_eq!(o["span_id"], "0202020202020202-details");
+        assert_eq!(o["capture_flags"], json!(["event"]));
+        assert_eq!(o["input_tokens"], 12);
+        assert!(o.get("end_time").is_none());
+        assert_eq!(o["attributes"]["otel.event_name"], DETAILS_EVENT);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub mod flags {
     pub const UNREDACTED: &str = "unredacted";
     /// The same call was also reported by another source; this row holds the fields of both.
     pub const MERGED: &str = "merged";
+    /// The row came from an OTLP log event about a call (`gen_ai.client.inference.operation.details`),
+    /// not from the call's span; it is linked to that span by id.
+    pub const EVENT: &str = "event";
 }
 
 /// How much content a span may keep.

@@ -38,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/spans"),
     ("get", "/v1/spans/{span_id}"),
     ("post", "/v1/traces"),
+    ("post", "/v1/logs"),
     ("get", "/v1/traces/{trace_id}"),
     ("post", "/v1/sql"),
     ("get", "/v1/sql"),
@@ -57,6 +58,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/spans", post(ingest_spans).get(explore::list_spans))
         .route("/v1/spans/{span_id}", get(explore::span))
         .route("/v1/traces", post(crate::otlp::ingest_traces))
+        .route("/v1/logs", post(crate::otlp::ingest_logs))
         .route("/v1/traces/{trace_id}", get(explore::trace))
         .route("/v1/sql", post(sql_post).get(sql_get))
         .route("/v1/models", get(explore::models))

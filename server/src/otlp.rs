@@ -1,10 +1,13 @@
-//! `POST /v1/traces`: OTLP/HTTP trace export. The port is OTLP/HTTP's default (4318), so an application
+//! `POST /v1/traces` (and `POST /v1/logs` for GenAI inference events): OTLP/HTTP export. The port is OTLP/HTTP's default (4318), so an application
 //! whose OpenTelemetry SDK exports to its default endpoint reaches Lumen with no configuration.
 //!
 //! Protobuf and JSON bodies, gzip or zstd. Spans that cannot be stored are rejected one by one and
 //! reported as a partial success (the rest are stored); an undecodable body is a 400 with a
 //! `google.rpc.Status`; every answer is in the request's encoding. Spans then take the same path as
-//! `POST /v1/spans`: capture policy, WAL, hot buffer.
+//! `POST /v1/spans`: capture policy, WAL, hot buffer. On `/v1/logs` only the
+//! `gen_ai.client.inference.operation.details` events are kept, as rows linked to their span (an
+//! instrumentation may carry prompt and completion there instead of on the span); other log records are
+//! acknowledged with a warning and not stored.
 
 use std::sync::Arc;
 
@@ -66,10 +69,27 @@ fn error_answer(e: ApiError, encoding: Encoding) -> Response {
     response
 }
 
+/// The two OTLP signals Lumen takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Traces,
+    /// Only the `gen_ai.client.inference.operation.details` events are stored (as rows linked to their
+    /// span); other log records are acknowledged and counted, not stored.
+    Logs,
+}
+
 pub async fn ingest_traces(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    handle(&state, request, Signal::Traces).await
+}
+
+pub async fn ingest_logs(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    handle(&state, request, Signal::Logs).await
+}
+
+async fn handle(state: &AppState, request: Request, signal: Signal) -> Response {
     // Errors before the encoding is known are answered in JSON, which any client can read.
     let encoding = otlp_encoding(request.headers()).unwrap_or(Encoding::Json);
-    match ingest(&state, request).await {
+    match ingest(state, request, signal).await {
         Ok(response) => {
             state.metrics.count_ingest("ok");
             response
@@ -104,16 +124,24 @@ fn fill_cost(prices: &PriceTable, object: &mut Map<String, Value>) {
     }
 }
 
-async fn ingest(state: &AppState, request: Request) -> Result<Response, ApiError> {
+async fn ingest(state: &AppState, request: Request, signal: Signal) -> Result<Response, ApiError> {
     let compression = ingest_preflight(state, request.headers())?;
     let encoding = otlp_encoding(request.headers())?;
     let limit = state.config.max_body;
     let raw = read_body(request.into_body(), limit, state.config.body_timeout).await?;
-    let (batch, rejected) = tokio::task::spawn_blocking(move || {
+    let (batch, rejected, ignored) = tokio::task::spawn_blocking(move || {
         let body = decode_body(compression, raw, limit)?;
-        let request = otlp::decode(&body, encoding)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-        let mut converted = otlp::convert(request);
+        let bad = |e: otlp::OtlpError| ApiError::new(StatusCode::BAD_REQUEST, e.to_string());
+        let (mut converted, ignored) = match signal {
+            Signal::Traces => (
+                otlp::convert(otlp::decode(&body, encoding).map_err(bad)?),
+                0,
+            ),
+            Signal::Logs => {
+                let logs = otlp::convert_logs(otlp::decode_logs(&body, encoding).map_err(bad)?);
+                (logs.spans, logs.ignored)
+            }
+        };
         let prices = PriceTable::embedded();
         for object in &mut converted.objects {
             fill_cost(&prices, object);
@@ -132,7 +160,7 @@ async fn ingest(state: &AppState, request: Request) -> Result<Response, ApiError
         // In request order, whichever stage rejected them.
         rejected.sort_by_key(|(position, _)| *position);
         let rejected: Vec<String> = rejected.into_iter().map(|(_, m)| m).collect();
-        Ok::<_, ApiError>((batch, rejected))
+        Ok::<_, ApiError>((batch, rejected, ignored))
     })
     .await
     .map_err(|e| {
@@ -159,9 +187,21 @@ async fn ingest(state: &AppState, request: Request) -> Result<Response, ApiError
             rejected.len() - LISTED_REJECTIONS
         ));
     }
-    Ok(answer(
-        StatusCode::OK,
-        otlp::response(rejected.len() as i64, message, encoding),
-        encoding,
-    ))
+    let rejected = rejected.len() as i64;
+    let body = match signal {
+        Signal::Traces => otlp::response(rejected, message, encoding),
+        Signal::Logs => {
+            if ignored > 0 {
+                if !message.is_empty() {
+                    message.push_str("; ");
+                }
+                message.push_str(&format!(
+                    "{ignored} log records are not GenAI inference events ({}) and were not stored: Lumen stores LLM calls, not logs",
+                    otlp::DETAILS_EVENT
+                ));
+            }
+            otlp::logs_response(rejected, message, encoding)
+        }
+    };
+    Ok(answer(StatusCode::OK, body, encoding))
 }

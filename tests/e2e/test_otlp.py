@@ -15,6 +15,7 @@ import json
 import time
 
 import pytest
+import requests
 
 from fake_provider import FakeProvider
 from otlp_harness import (DETAILS_EVENT, FIXTURES, JSON, KIND_CLIENT, KIND_CONSUMER, KIND_INTERNAL, KIND_PRODUCER,
@@ -780,3 +781,72 @@ def test_secrets_in_other_attributes_are_redacted(lumen):
     note = row["attr:app.note"] or ""
     assert KEY not in note and EMAIL not in note and "[API_KEY]" in note, \
         f"expected the API key and e-mail in attributes['app.note'] replaced by placeholders, got {note!r}"
+
+
+# --- the inference-details event on the logs signal ------------------------------------------------------
+
+def _post_logs(server, body: bytes, content_type=PROTOBUF):
+    return requests.post(server.url + "/v1/logs", data=body, headers={"Content-Type": content_type}, timeout=30)
+
+
+@pytest.mark.parametrize("order", ["spans first", "logs first"])
+def test_inference_details_log_events_link_to_their_span_and_count_once(lumen, order):
+    """openai-v2 with `span_and_event` sends each call's content twice: on the span (/v1/traces) and in a
+    `gen_ai.client.inference.operation.details` log record (/v1/logs), captured in openai_v2.logs.pb. Whichever
+    arrives first, each call counts once in `spans` with the span's timing, and both rows stay in spans_all."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+
+    server = lumen(args=["--capture", "full"])
+    traces = (FIXTURES / "openai_v2.pb").read_bytes()
+    logs = (FIXTURES / "openai_v2.logs.pb").read_bytes()
+    spans = fixture_spans("openai_v2.pb")
+    posts = [("traces", lambda: post_traces(server, traces, PROTOBUF)), ("logs", lambda: _post_logs(server, logs))]
+    if order == "logs first":
+        posts.reverse()
+    for what, post in posts:
+        r = post()
+        assert r.status_code == 200, f"expected 200 for the captured {what}, got {r.status_code}: {r.text[:300]}"
+        if what == "logs":
+            answer = ExportLogsServiceResponse()
+            answer.ParseFromString(r.content)
+            assert answer.partial_success.rejected_log_records == 0, f"expected no rejected log records: {answer}"
+
+    ids = ", ".join(f"'{s['span_id']}', '{s['span_id']}-details'" for s in spans)
+    all_rows = rows(server, f"span_id IN ({ids})", table="spans_all", attrs=["lumen.merged_with", "otel.event_name"])
+    assert len(all_rows) == 2 * len(spans), f"expected a span row and an event row per call in spans_all, got {all_rows}"
+    counted = rows(server, f"span_id IN ({ids})")
+    assert len(counted) == len(spans), f"expected each of the {len(spans)} calls once in spans, got {len(counted)}: {counted}"
+    for s in spans:
+        pair = [r for r in all_rows if r["span_id"] in (s["span_id"], s["span_id"] + "-details")]
+        kept = [r for r in pair if r["duplicate_of"] is None]
+        assert len(kept) == 1, f"expected one row of {s['span_id']} counted, got {pair}"
+        kept = kept[0]
+        other = next(r for r in pair if r is not kept)
+        assert other["duplicate_of"] == kept["span_id"], f"expected the other row linked to the counted one: {pair}"
+        assert "merged" in kept["capture_flags"], f"expected the counted row to be the merged one: {kept}"
+        assert kept["attr:lumen.merged_with"] == other["span_id"], f"expected the link in attributes: {kept}"
+        duration = (s["end"] - s["start"]) / 1e6
+        assert abs((kept["duration_ms"] or 0) - duration) < 0.01, \
+            f"expected the counted row to keep the span's duration {duration} ms, got {kept['duration_ms']}"
+        assert kept["output_messages"] and kept["input_tokens"] == int(s["attrs"]["gen_ai.usage.input_tokens"]), \
+            f"expected content and tokens on the counted row: {kept}"
+
+
+def test_other_log_records_are_acknowledged_with_a_warning_not_stored(lumen):
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+
+    server = lumen()
+    req = ExportLogsServiceRequest()
+    record = req.resource_logs.add().scope_logs.add().log_records.add()
+    record.time_unix_nano = time.time_ns()
+    record.body.string_value = "GET /cart 200"
+    r = _post_logs(server, req.SerializeToString())
+    assert r.status_code == 200, r.text
+    answer = ExportLogsServiceResponse()
+    answer.ParseFromString(r.content)
+    assert answer.partial_success.rejected_log_records == 0
+    assert "not stored" in answer.partial_success.error_message, \
+        f"expected a warning that plain logs are not stored, got {answer.partial_success.error_message!r}"
+    assert server.scalar("SELECT count(*) FROM spans_all") == 0
+    r = requests.post(server.url + "/v1/logs", data=b"\xff\xff", headers={"Content-Type": PROTOBUF}, timeout=30)
+    assert r.status_code == 400, f"expected 400 for an undecodable logs body, got {r.status_code}"
