@@ -35,6 +35,16 @@ enum Cmd {
     },
     /// Run every measurement and print the tables.
     Run(RunArgs),
+    /// Write lumen-redact's labelled corpus as JSON (documents with the sensitive values planted in them
+    /// and the look-alikes that must survive), for end-to-end checks of what ingest stores.
+    RedactionCorpus {
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 3000)]
+        documents: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -98,6 +108,37 @@ fn main() -> anyhow::Result<()> {
             )?;
             Ok(())
         }
+        Cmd::RedactionCorpus {
+            seed,
+            documents,
+            out,
+        } => {
+            let samples: Vec<serde_json::Value> = lumen_redact::corpus::generate(seed, documents)
+                .into_iter()
+                .map(|sample| {
+                    let piece = |range: &std::ops::Range<usize>| {
+                        sample
+                            .text
+                            .get(range.clone())
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    serde_json::json!({
+                        "format": format!("{:?}", sample.format).to_lowercase(),
+                        "planted": sample.planted.iter().map(|p| serde_json::json!({
+                            "kind": p.kind.name(), "value": piece(&p.range),
+                        })).collect::<Vec<_>>(),
+                        "decoys": sample.decoys.iter().map(|d| serde_json::json!({
+                            "what": d.what, "value": piece(&d.range),
+                        })).collect::<Vec<_>>(),
+                        "text": sample.text,
+                    })
+                })
+                .collect();
+            std::fs::write(&out, serde_json::to_vec(&samples)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            Ok(())
+        }
         Cmd::Run(mut args) => {
             if args.quick {
                 args.spans = args.spans.min(20_000);
@@ -124,6 +165,12 @@ struct Server {
 
 impl Server {
     async fn start(lumen: &Path, data_dir: &Path) -> anyhow::Result<Server> {
+        // `full`: the tables compare storing what was sent with DuckDB, which stores it as it is; the
+        // capture policy's cost has its own table.
+        Self::start_with(lumen, data_dir, &["--capture", "full"]).await
+    }
+
+    async fn start_with(lumen: &Path, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Server> {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
@@ -137,6 +184,7 @@ impl Server {
             ])
             .arg(data_dir)
             .args(["--query-max-rows", "10000000", "--query-timeout", "600s"])
+            .args(extra)
             .env("LUMEN_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -227,6 +275,15 @@ struct IngestResult {
 }
 
 async fn ingest(args: &RunArgs, ndjson: &Path, data_dir: &Path) -> anyhow::Result<IngestResult> {
+    ingest_with(args, ndjson, data_dir, "full").await
+}
+
+async fn ingest_with(
+    args: &RunArgs,
+    ndjson: &Path,
+    data_dir: &Path,
+    capture: &str,
+) -> anyhow::Result<IngestResult> {
     let _ = std::fs::remove_dir_all(data_dir);
     let bytes = std::fs::metadata(ndjson)?.len();
     // Bodies of 2000 lines, read from the file as the clients need them (memory stays flat on big files).
@@ -242,7 +299,7 @@ async fn ingest(args: &RunArgs, ndjson: &Path, data_dir: &Path) -> anyhow::Resul
         }
         (!body.is_empty()).then_some(body)
     });
-    let server = Server::start(&args.lumen, data_dir).await?;
+    let server = Server::start_with(&args.lumen, data_dir, &["--capture", capture]).await?;
     let client = reqwest::Client::new();
     let queue = Arc::new(std::sync::Mutex::new(chunks));
     let started = Instant::now();
@@ -568,8 +625,9 @@ async fn run(args: &RunArgs) -> anyhow::Result<String> {
     report.push_str(&format!(
         "\n### Freshness: ingest 200 → visible to SQL\n\n| p50 ms | p99 ms |\n|---|---|\n| {p50:.2} | {p99:.2} |\n"
     ));
-    // The redaction engine the sensor's default mode runs on every prompt byte.
-    report.push_str(&redaction_bench(args.quick));
+    // The capture policy on ingest, and the redaction engine it (and the sensor's default mode) runs.
+    report.push_str(&policy_bench(args, &work).await?);
+    report.push_str(&redaction_bench(args, &work)?);
 
     // 5: the eBPF sensor (its own script: a TLS workload in Python on the system's libssl).
     if !args.no_sensor {
@@ -579,13 +637,55 @@ async fn run(args: &RunArgs) -> anyhow::Result<String> {
     Ok(report)
 }
 
-/// Single-thread throughput of `lumen-redact` over its labelled corpus and over clean text of the same size.
-fn redaction_bench(quick: bool) -> String {
+/// Ingest of the content data set under each capture mode: what the server-side policy costs.
+async fn policy_bench(args: &RunArgs, work: &Path) -> anyhow::Result<String> {
+    let ndjson = work.join(format!("spans-2-{}.ndjson", args.spans));
+    let mut out = String::from(
+        "\n### Capture policy on ingest (spans with content, POST /v1/spans, durable)\n\n| --capture | s | spans/s | MB/s | vs full |\n|---|---|---|---|---|\n",
+    );
+    let mut full_s = f64::NAN;
+    for mode in ["full", "redacted", "metadata"] {
+        // Medians of three runs: one ingest is short and the machine is shared.
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..if args.quick { 1 } else { 3 } {
+            let r = ingest_with(
+                args,
+                &ndjson,
+                &work.join(format!("lumen-policy-{mode}")),
+                mode,
+            )
+            .await?;
+            times.push(r.seconds);
+            bytes = r.bytes;
+        }
+        let s = median(times);
+        if mode == "full" {
+            full_s = s;
+        }
+        out.push_str(&format!(
+            "| {mode} | {s:.2} | {:.0} | {:.1} | {:.2} |\n",
+            args.spans as f64 / s,
+            bytes as f64 / 1e6 / s,
+            full_s / s,
+        ));
+    }
+    Ok(out)
+}
+
+/// Single-thread throughput of `lumen-redact` over its labelled corpus and over clean text of the same
+/// size, next to scrubadub (Python) on the very same texts.
+fn redaction_bench(args: &RunArgs, work: &Path) -> anyhow::Result<String> {
     use lumen_redact::corpus;
+    let quick = args.quick;
     let min_time = Duration::from_millis(if quick { 200 } else { 3000 });
     let redactor = match lumen_redact::Redactor::new(&lumen_redact::RedactConfig::default()) {
         Ok(r) => r,
-        Err(e) => return format!("\n### Redaction\n\nthe default configuration failed: {e}\n"),
+        Err(e) => {
+            return Ok(format!(
+                "\n### Redaction\n\nthe default configuration failed: {e}\n"
+            ));
+        }
     };
     let samples = corpus::generate(42, if quick { 300 } else { 3000 });
     let dense: Vec<String> = samples.iter().map(|s| s.text.clone()).collect();
@@ -604,7 +704,7 @@ fn redaction_bench(quick: bool) -> String {
         out
     };
     let mut out = String::from(
-        "\n### Redaction throughput (lumen-redact, one thread, default rules)\n\n| text | MB | MB/s | replacements per pass |\n|---|---|---|---|\n",
+        "\n### Redaction throughput (one thread, default rules) vs scrubadub on the same texts\n\n| text | MB | lumen-redact MB/s | replacements per pass | scrubadub MB/s | lumen / scrubadub |\n|---|---|---|---|---|---|\n",
     );
     for (label, texts) in [
         ("labelled corpus (~2.4 sensitive values per 600 B)", dense),
@@ -615,14 +715,33 @@ fn redaction_bench(quick: bool) -> String {
         ("plain chat prose", split(corpus::plain_prose(42, total))),
     ] {
         let t = corpus::measure_throughput(&redactor, &texts, min_time);
+        // The peer is slow: it gets a slice of the texts (throughput does not depend on the count).
+        let sample: Vec<&String> = texts.iter().take(if quick { 20 } else { 300 }).collect();
+        let path = work.join("redaction-texts.json");
+        std::fs::write(&path, serde_json::to_vec(&sample)?)?;
+        let peer_out = Command::new(&args.python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("redact_peer.py"))
+            .arg(&path)
+            .arg(if quick { "0.2" } else { "3" })
+            .output()
+            .context("running the scrubadub peer")?;
+        if !peer_out.status.success() {
+            bail!(
+                "scrubadub peer failed: {}",
+                String::from_utf8_lossy(&peer_out.stderr)
+            );
+        }
+        let peer: serde_json::Value = serde_json::from_slice(&peer_out.stdout)?;
+        let peer_mb_s = peer["mb_per_s"].as_f64().unwrap_or(f64::NAN);
         out.push_str(&format!(
-            "| {label} | {:.2} | {:.0} | {} |\n",
+            "| {label} | {:.2} | {:.0} | {} | {peer_mb_s:.2} | {:.0} |\n",
             texts.iter().map(String::len).sum::<usize>() as f64 / 1e6,
             t.mb_per_s,
-            t.findings_per_pass
+            t.findings_per_pass,
+            t.mb_per_s / peer_mb_s,
         ));
     }
-    out
+    Ok(out)
 }
 
 fn sensor_bench(args: &RunArgs) -> anyhow::Result<String> {

@@ -21,13 +21,13 @@
 //! Either way exactly one row of the pair has `duplicate_of` NULL; `spans` shows only those rows and
 //! `spans_all` shows both.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, ListArray, PrimitiveArray, RecordBatch, StringArray};
 use arrow::datatypes::{Int64Type, TimestampNanosecondType, UInt32Type};
 
-use crate::parse::{Cell, build_batch, row_cells};
+use crate::parse::{Cell, build_batch, row_cells, row_cells_where};
 use crate::policy::flags;
 use crate::schema::{COLUMNS, column_index, names};
 
@@ -36,6 +36,12 @@ pub const MERGED_WITH: &str = "lumen.merged_with";
 
 /// How far apart two reports of one call may start or end.
 const SLACK_NS: i64 = 2_000_000_000;
+
+/// Two reports of one call start within this of each other (an SDK span starts before the request's
+/// first byte, by the client's set-up time; a minute is far more than that).
+const MAX_START_SKEW_NS: i64 = 60_000_000_000;
+
+const DETAILS_SUFFIX: &str = "-details";
 
 /// Columns not copied from the first report into the merged one: identity and linkage of the row itself.
 const OWN_COLUMNS: &[&str] = &[
@@ -229,8 +235,10 @@ impl Call {
         let tokens_agree = |a: Option<i64>, b: Option<i64>| a.zip(b).is_none_or(|(a, b)| a == b);
         let overlap = self.start <= other.end.saturating_add(SLACK_NS)
             && other.start <= self.end.saturating_add(SLACK_NS);
+        let close_starts = self.start.saturating_sub(other.start).abs() <= MAX_START_SKEW_NS;
         if !same_model
             || !overlap
+            || !close_starts
             || !tokens_agree(self.input_tokens, other.input_tokens)
             || !tokens_agree(self.output_tokens, other.output_tokens)
         {
@@ -249,7 +257,7 @@ impl Call {
 
 /// The span id of the row made from a span's `gen_ai.client.inference.operation.details` event.
 pub fn details_span_id(span_id: &str) -> String {
-    format!("{span_id}-details")
+    format!("{span_id}{DETAILS_SUFFIX}")
 }
 
 /// The LLM calls of a batch (row index and call, with its summary). Computed before the batch reaches
@@ -262,23 +270,25 @@ pub(crate) fn calls_of(batch: &RecordBatch) -> Vec<(usize, Call)> {
         .filter(|row| view.is_llm_call(*row))
         .filter_map(|row| {
             let mut call = view.call(0, row)?;
-            let mut summary = row_cells(batch, row);
-            for name in NOT_SUMMARISED {
-                summary[col(name)] = Cell::Null;
-            }
-            call.summary = summary;
+            call.summary = row_cells_where(batch, row, |name| !NOT_SUMMARISED.contains(&name));
             Some((row, call))
         })
         .collect()
 }
 
-/// Recent LLM spans, bounded in count and age.
+/// A (source, pid, model) bucket of calls ordered by start time.
+type ProcessKey = (String, u64, String);
+
+/// Recent LLM spans, bounded in count and age. Lookups are keyed by source, so a busy process's own
+/// calls (one source) never become candidates for each other, and by start time, so only calls that
+/// began within `MAX_START_SKEW_NS` are looked at: matching stays O(matches), not O(recent calls).
 pub(crate) struct CallIndex {
     calls: HashMap<u64, Call>,
     order: VecDeque<u64>,
-    by_trace: HashMap<String, Vec<u64>>,
-    by_pid: HashMap<u64, Vec<u64>>,
+    by_trace: HashMap<(String, String), Vec<u64>>,
+    by_process: HashMap<ProcessKey, BTreeSet<(i64, u64)>>,
     by_span: HashMap<String, u64>,
+    sources: Vec<String>,
     next: u64,
     capacity: usize,
     max_age: Duration,
@@ -301,8 +311,9 @@ impl CallIndex {
             calls: HashMap::new(),
             order: VecDeque::new(),
             by_trace: HashMap::new(),
-            by_pid: HashMap::new(),
+            by_process: HashMap::new(),
             by_span: HashMap::new(),
+            sources: Vec::new(),
             next: 0,
             capacity,
             max_age,
@@ -321,9 +332,21 @@ impl CallIndex {
             }
             self.order.pop_front();
             if let Some(call) = self.calls.remove(&id) {
-                remove_from(&mut self.by_trace, &call.trace_id, id);
+                remove_from(
+                    &mut self.by_trace,
+                    &(call.source.clone(), call.trace_id.clone()),
+                    id,
+                );
                 if let Some(pid) = call.pid {
-                    remove_from(&mut self.by_pid, &pid, id);
+                    for model in &call.models {
+                        let key = (call.source.clone(), pid, model.clone());
+                        if let Some(set) = self.by_process.get_mut(&key) {
+                            set.remove(&(call.start, id));
+                            if set.is_empty() {
+                                self.by_process.remove(&key);
+                            }
+                        }
+                    }
                 }
                 if self.by_span.get(&call.span_id) == Some(&id) {
                     self.by_span.remove(&call.span_id);
@@ -339,12 +362,20 @@ impl CallIndex {
             call.arrived = Instant::now();
             let id = self.next;
             self.next += 1;
+            if !self.sources.contains(&call.source) {
+                self.sources.push(call.source.clone());
+            }
             self.by_trace
-                .entry(call.trace_id.clone())
+                .entry((call.source.clone(), call.trace_id.clone()))
                 .or_default()
                 .push(id);
             if let Some(pid) = call.pid {
-                self.by_pid.entry(pid).or_default().push(id);
+                for model in &call.models {
+                    self.by_process
+                        .entry((call.source.clone(), pid, model.clone()))
+                        .or_default()
+                        .insert((call.start, id));
+                }
             }
             self.by_span.insert(call.span_id.clone(), id);
             self.calls.insert(id, call);
@@ -360,13 +391,27 @@ impl CallIndex {
 
     fn best_match(&self, arriving: &Call) -> Option<u64> {
         let mut candidates: Vec<u64> = Vec::new();
-        if let Some(ids) = self.by_trace.get(&arriving.trace_id) {
-            candidates.extend(ids);
-        }
-        if let Some(pid) = arriving.pid
-            && let Some(ids) = self.by_pid.get(&pid)
-        {
-            candidates.extend(ids);
+        // An event and its span name each other.
+        let partner = match arriving.span_id.strip_suffix(DETAILS_SUFFIX) {
+            Some(span) if arriving.event => span.to_string(),
+            _ => details_span_id(&arriving.span_id),
+        };
+        candidates.extend(self.by_span.get(&partner));
+        for source in self.sources.iter().filter(|s| **s != arriving.source) {
+            let key = (source.clone(), arriving.trace_id.clone());
+            if let Some(ids) = self.by_trace.get(&key) {
+                candidates.extend(ids);
+            }
+            let Some(pid) = arriving.pid else {
+                continue;
+            };
+            let from = (arriving.start.saturating_sub(MAX_START_SKEW_NS), 0);
+            let to = (arriving.start.saturating_add(MAX_START_SKEW_NS), u64::MAX);
+            for model in &arriving.models {
+                if let Some(set) = self.by_process.get(&(source.clone(), pid, model.clone())) {
+                    candidates.extend(set.range(from..=to).map(|(_, id)| *id));
+                }
+            }
         }
         candidates
             .into_iter()

@@ -523,6 +523,15 @@ fn random_hex(bytes: usize) -> String {
 /// One row of a span-schema batch as cells (the inverse of `build_batch`), for the rare paths that
 /// rewrite single rows (merging the two reports of one call).
 pub(crate) fn row_cells(batch: &RecordBatch, row: usize) -> Vec<Cell> {
+    row_cells_where(batch, row, |_| true)
+}
+
+/// One row as cells, with NULL for the columns `keep` says no to (they are not even read).
+pub(crate) fn row_cells_where(
+    batch: &RecordBatch,
+    row: usize,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<Cell> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{
         Float64Type, Int64Type, TimestampNanosecondType, UInt16Type, UInt32Type, UInt64Type,
@@ -531,7 +540,7 @@ pub(crate) fn row_cells(batch: &RecordBatch, row: usize) -> Vec<Cell> {
         .iter()
         .enumerate()
         .map(|(i, column)| {
-            let Some(array) = batch.columns().get(i) else {
+            let Some(array) = batch.columns().get(i).filter(|_| keep(column.name)) else {
                 return Cell::Null;
             };
             if array.is_null(row) {

@@ -150,6 +150,24 @@ impl Collector for StageCollector {
         )?;
         counter(
             &mut e,
+            "lumen_capture_policy_rows_changed",
+            "Spans whose content the capture policy redacted or dropped before the WAL",
+            load(&i.policy_rows_changed),
+        )?;
+        counter(
+            &mut e,
+            "lumen_capture_policy_values_redacted",
+            "Sensitive values the capture policy replaced by placeholders",
+            load(&i.policy_values_redacted),
+        )?;
+        counter(
+            &mut e,
+            "lumen_calls_merged",
+            "LLM calls reported by two sources (sensor and SDK) and linked, counted once",
+            load(&i.calls_merged),
+        )?;
+        counter(
+            &mut e,
             "lumen_ingest_overloaded",
             "Ingest requests refused with 503 over a bound",
             load(&i.overloaded),

@@ -149,6 +149,8 @@ def test_a_call_seen_by_the_sensor_and_the_sdk_counts_once(tmp_path, order):
             if order == "flushed":
                 server.wait_flushed()
             _verify(server, out, port, f"[{order}] while serving")
+            merged = server.metric("lumen_calls_merged_total")
+            assert merged == N, f"[{order}]: expected lumen_calls_merged_total = {N} (one link per call), got {merged}"
             assert sensor.metric("lumen_sensor_dropped_spans_total") == 0
         server.restart()  # a clean stop flushes: the links hold in Parquet too
         assert server.metric("lumen_hot_rows") == 0

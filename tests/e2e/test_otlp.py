@@ -721,6 +721,9 @@ def test_default_capture_mode_redacts_both_endpoints_before_the_wal(lumen):
     accepted(post_protobuf(server, request([_otlp_span("otlp-proto")]), gzip_body=True))
     for name in ("api-default", "otlp-default", "otlp-event", "otlp-proto"):
         _assert_redacted(_row_of(server, name), f"default mode, span {name!r}")
+    changed = server.metric("lumen_capture_policy_rows_changed_total")
+    assert changed == 4, f"expected lumen_capture_policy_rows_changed_total = 4 (each span carried secrets), got {changed}"
+    assert server.metric("lumen_capture_policy_values_redacted_total") >= 12, "expected at least 3 placeholders per span"
     _assert_secrets_nowhere_on_disk(server, KEEP)
     # After the restart the rows (now from Parquet) are still the redacted ones.
     for name in ("api-default", "otlp-default", "otlp-event", "otlp-proto"):
