@@ -690,19 +690,6 @@ fn redaction_bench(args: &RunArgs, work: &Path) -> anyhow::Result<String> {
     let samples = corpus::generate(42, if quick { 300 } else { 3000 });
     let dense: Vec<String> = samples.iter().map(|s| s.text.clone()).collect();
     let total: usize = dense.iter().map(String::len).sum();
-    // Documents of about 2 kB, like chat messages.
-    let split = |text: String| -> Vec<String> {
-        let mut out = Vec::new();
-        let mut cur = String::new();
-        for piece in text.split_inclusive(['\n', '.']) {
-            cur.push_str(piece);
-            if cur.len() >= 2000 {
-                out.push(std::mem::take(&mut cur));
-            }
-        }
-        out.push(cur);
-        out
-    };
     let mut out = String::from(
         "\n### Redaction throughput (one thread, default rules) vs scrubadub on the same texts\n\n| text | MB | lumen-redact MB/s | replacements per pass | scrubadub MB/s | lumen / scrubadub |\n|---|---|---|---|---|---|\n",
     );
@@ -710,9 +697,12 @@ fn redaction_bench(args: &RunArgs, work: &Path) -> anyhow::Result<String> {
         ("labelled corpus (~2.4 sensitive values per 600 B)", dense),
         (
             "prose with dates, versions, prices, ids",
-            split(corpus::clean_text(42, total)),
+            corpus::documents(&corpus::clean_text(42, total), 2000),
         ),
-        ("plain chat prose", split(corpus::plain_prose(42, total))),
+        (
+            "plain chat prose",
+            corpus::documents(&corpus::plain_prose(42, total), 2000),
+        ),
     ] {
         let t = corpus::measure_throughput(&redactor, &texts, min_time);
         // The peer is slow: it gets a slice of the texts (throughput does not depend on the count).

@@ -123,6 +123,14 @@ impl Ingester {
                 match wal::decode_batches(payload) {
                     Ok(batches) => {
                         for batch in batches {
+                            // Written by an earlier version, perhaps with fewer columns.
+                            let batch = match crate::schema::conform(batch) {
+                                Ok(batch) => batch,
+                                Err(e) => {
+                                    replay_error = Some(WalError::Encode(e));
+                                    continue;
+                                }
+                            };
                             let links = calls.relink_replayed(&batch);
                             calls.insert_batch(seq, &batch);
                             buffer.push(seq, batch);

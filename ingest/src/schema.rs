@@ -3,7 +3,9 @@
 
 use std::sync::{Arc, LazyLock};
 
+use arrow::array::{RecordBatch, new_null_array};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 
 /// How a column is typed on the wire (JSON) and in Arrow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +262,53 @@ pub fn span_schema() -> SchemaRef {
     SCHEMA.clone()
 }
 
+/// A batch read back from storage written by an earlier version (the WAL), in today's schema: columns
+/// are taken by name, columns added since are NULL. A column of another type, a missing required column
+/// or an unknown column is an error (a format change this version cannot read), never a panic later.
+pub fn conform(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let schema = span_schema();
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let theirs = batch.schema();
+    if let Some(unknown) = theirs
+        .fields()
+        .iter()
+        .find(|f| schema.field_with_name(f.name()).is_err())
+    {
+        return Err(ArrowError::SchemaError(format!(
+            "unknown column {:?} in a stored batch",
+            unknown.name()
+        )));
+    }
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        match theirs.index_of(field.name()) {
+            Ok(i) if theirs.field(i).data_type() == field.data_type() => {
+                columns.push(batch.column(i).clone());
+            }
+            Ok(i) => {
+                return Err(ArrowError::SchemaError(format!(
+                    "column {:?} is {} in a stored batch, {} now",
+                    field.name(),
+                    theirs.field(i).data_type(),
+                    field.data_type()
+                )));
+            }
+            Err(_) if field.is_nullable() => {
+                columns.push(new_null_array(field.data_type(), batch.num_rows()));
+            }
+            Err(_) => {
+                return Err(ArrowError::SchemaError(format!(
+                    "required column {:?} is missing from a stored batch",
+                    field.name()
+                )));
+            }
+        }
+    }
+    RecordBatch::try_new(schema, columns)
+}
+
 /// A Markdown table of the contract, for the README and `lumen schema`.
 pub fn markdown_table() -> String {
     let mut out = String::from("| column | type | notes |\n|---|---|---|\n");
@@ -277,6 +326,53 @@ pub fn markdown_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_of_an_earlier_schema_are_conformed_by_name() {
+        use arrow::array::{Array, StringArray, TimestampNanosecondArray};
+        let now = span_schema();
+        // The WAL of the version before `duplicate_of` existed: that column absent.
+        let old = Arc::new(Schema::new(
+            now.fields()
+                .iter()
+                .filter(|f| f.name() != names::DUPLICATE_OF)
+                .cloned()
+                .collect::<Vec<_>>(),
+        ));
+        let columns = old
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "span_id" | "trace_id" => Arc::new(StringArray::from(vec!["a"])) as _,
+                "start_time" | "end_time" => {
+                    Arc::new(TimestampNanosecondArray::from(vec![1]).with_timezone("UTC")) as _
+                }
+                _ => arrow::array::new_null_array(f.data_type(), 1),
+            })
+            .collect();
+        let batch = RecordBatch::try_new(old, columns).unwrap();
+        let conformed = conform(batch).unwrap();
+        assert_eq!(conformed.schema(), now);
+        let duplicate_of = conformed.column_by_name(names::DUPLICATE_OF).unwrap();
+        assert_eq!(duplicate_of.null_count(), 1);
+        assert_eq!(
+            conformed
+                .column_by_name("span_id")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .value(0),
+            "a"
+        );
+        // A column this version does not know is refused, not carried along.
+        let odd = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("nope", DataType::Utf8, true)])),
+            vec![Arc::new(StringArray::from(vec!["x"])) as _],
+        )
+        .unwrap();
+        assert!(conform(odd).unwrap_err().to_string().contains("nope"));
+    }
 
     #[test]
     fn schema_matches_columns() {

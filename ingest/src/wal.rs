@@ -27,7 +27,7 @@ pub enum WalError {
     Io { path: PathBuf, source: io::Error },
     #[error("a WAL record of {0} bytes is over the 1 GiB record limit")]
     TooLarge(usize),
-    #[error("encoding a WAL record: {0}")]
+    #[error("encoding or decoding a WAL record: {0}")]
     Encode(#[from] arrow::error::ArrowError),
 }
 

@@ -9,22 +9,6 @@ use std::time::{Duration, Instant};
 use lumen_redact::corpus::{self, Format};
 use lumen_redact::{RedactConfig, Redactor};
 
-/// Splits `text` into documents of about 2 KB at line or sentence ends.
-fn docs(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    for piece in text.split_inclusive(['\n', '.']) {
-        cur.push_str(piece);
-        if cur.len() >= 2000 {
-            out.push(std::mem::take(&mut cur));
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let samples: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3000);
@@ -40,8 +24,8 @@ fn main() {
     let corpus = corpus::generate(42, samples);
     let dense: Vec<String> = corpus.iter().map(|s| s.text.clone()).collect();
     let total: usize = dense.iter().map(String::len).sum();
-    let clean = docs(&corpus::clean_text(42, total));
-    let plain = docs(&corpus::plain_prose(42, total));
+    let clean = corpus::documents(&corpus::clean_text(42, total), 2000);
+    let plain = corpus::documents(&corpus::plain_prose(42, total), 2000);
     for (name, texts) in [
         ("labelled corpus (dense)", &dense),
         ("clean prose with numbers", &clean),

@@ -63,6 +63,23 @@ impl Format {
     ];
 }
 
+/// Splits `text` into documents of about `size` bytes, cut at line or sentence ends (chat-message-sized
+/// pieces for throughput measurements).
+pub fn documents(text: &str, size: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for piece in text.split_inclusive(['\n', '.']) {
+        cur.push_str(piece);
+        if cur.len() >= size {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 /// Generates `n` samples from `seed` (deterministic).
 pub fn generate(seed: u64, n: usize) -> Vec<Sample> {
     let mut rng = StdRng::seed_from_u64(seed);
