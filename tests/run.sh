@@ -9,9 +9,10 @@ log() { printf '\n== %s\n' "$*"; }
 
 # System packages (clang and libbpf are for the eBPF sensor; pkg-config and a C toolchain for -sys crates;
 # tcpdump records the loopback traffic that the sensor's replay tests decode; openssl makes the fake
-# provider's certificate; curl and Node.js are clients the live sensor tests capture).
+# provider's certificate; curl and Node.js are clients the live sensor tests capture; Chromium runs the web
+# UI's browser tests).
 need_apt=()
-for pkg in clang libbpf-dev pkg-config tcpdump openssl curl; do
+for pkg in clang libbpf-dev pkg-config tcpdump openssl curl chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)

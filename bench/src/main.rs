@@ -2,7 +2,7 @@
 //! ingest throughput, bytes per span, a suite of user queries (over HTTP and in process, cold and hot)
 //! and freshness — then writes the tables for BENCHMARKS.md.
 
-mod datagen;
+use lumen_datagen as datagen;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,6 +32,13 @@ enum Cmd {
         content: bool,
         #[arg(long)]
         out: PathBuf,
+        /// When the first span starts: Unix seconds, or `-24h`-style relative to now so that the data
+        /// ends about now. [default: 2026-11-28T00:00:00Z, fixed, so the benchmark data never changes]
+        #[arg(long, allow_hyphen_values = true)]
+        start: Option<String>,
+        /// Hours the spans spread over.
+        #[arg(long, default_value_t = HOURS)]
+        hours: i64,
     },
     /// Run every measurement and print the tables.
     Run(RunArgs),
@@ -92,7 +99,17 @@ fn main() -> anyhow::Result<()> {
             seed,
             content,
             out,
+            start,
+            hours,
         } => {
+            let start_unix = match start.as_deref() {
+                None => START_UNIX,
+                Some(text) => datagen::parse_start(text, chrono::Utc::now().timestamp())
+                    .map_err(|e| anyhow::anyhow!("--start: {e}"))?,
+            };
+            if hours < 1 {
+                bail!("--hours: at least 1");
+            }
             let file = std::fs::File::create(&out)
                 .with_context(|| format!("creating {}", out.display()))?;
             let mut w = std::io::BufWriter::new(file);
@@ -101,8 +118,8 @@ fn main() -> anyhow::Result<()> {
                     spans,
                     seed,
                     content,
-                    start_unix: START_UNIX,
-                    hours: HOURS,
+                    start_unix,
+                    seconds: hours * 3600,
                 },
                 &mut w,
             )?;
@@ -518,7 +535,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<String> {
                     seed,
                     content,
                     start_unix: START_UNIX,
-                    hours: HOURS,
+                    seconds: HOURS * 3600,
                 },
                 &mut w,
             )?;

@@ -669,6 +669,422 @@ pub async fn services(engine: &QueryEngine, p: &Params) -> Result<Value> {
     Ok(json!({"window": p.window(), "nodes": nodes, "edges": edges}))
 }
 
+/// `split`: the dimension a time series or histogram is broken down by, if any.
+fn split_of(p: &Params) -> Result<Option<Dimension>> {
+    p.get("split")
+        .map(|s| {
+            Dimension::parse(s).map_err(|_| {
+                bad(format!(
+                    "split: unknown dimension {s:?}; use model, provider, service or operation"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// `top`: how many groups a split keeps (the busiest).
+fn top_of(p: &Params) -> Result<usize> {
+    match p.get("top") {
+        None => Ok(5),
+        Some(t) => t
+            .parse()
+            .ok()
+            .filter(|n| (1..=20).contains(n))
+            .ok_or_else(|| bad(format!("top: {t:?} is not a number from 1 to 20"))),
+    }
+}
+
+/// The busiest `top` values of `dim` in the window, and the SQL condition that keeps only them.
+async fn top_groups(
+    engine: &QueryEngine,
+    p: &Params,
+    dim: Dimension,
+    top: usize,
+) -> Result<(Vec<Value>, String)> {
+    let col = dim.column();
+    let sql = format!(
+        "SELECT {col} AS grp, count(*) AS calls FROM spans WHERE {} GROUP BY 1 ORDER BY calls DESC, 1 LIMIT {top}",
+        p.filter()
+    );
+    let groups: Vec<Value> = rows(&engine.internal(&sql).await?)?
+        .into_iter()
+        .map(|mut r| take(&mut r, "grp"))
+        .collect();
+    let values: Vec<String> = groups
+        .iter()
+        .filter_map(|g| g.as_str().map(quote))
+        .collect();
+    let mut parts = Vec::new();
+    if !values.is_empty() {
+        parts.push(format!("{col} IN ({})", values.join(", ")));
+    }
+    if groups.iter().any(Value::is_null) {
+        parts.push(format!("{col} IS NULL"));
+    }
+    let condition = if parts.is_empty() {
+        "FALSE".to_string()
+    } else {
+        format!("({})", parts.join(" OR "))
+    };
+    Ok((groups, condition))
+}
+
+/// Steps a time axis snaps to, in seconds.
+const NICE_STEPS: &[u64] = &[
+    1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800,
+    604800,
+];
+
+/// The step of a time series: as asked (at most 10 000 points), or the smallest nice step giving at most
+/// 120 points over the window.
+fn series_step(p: &Params) -> Result<u64> {
+    let window_ns = p.to_ns.abs_diff(p.from_ns);
+    match p.get("step") {
+        Some(s) => {
+            let d = humantime::parse_duration(s).map_err(|e| bad(format!("step: {s:?} ({e})")))?;
+            if d.as_secs() < 1 {
+                return Err(bad("step: at least 1s"));
+            }
+            let points = u128::from(window_ns) / d.as_nanos().max(1);
+            if points > 10_000 {
+                return Err(bad(format!(
+                    "step: {s} gives {points} points over this window; at most 10000"
+                )));
+            }
+            Ok(d.as_secs())
+        }
+        None => {
+            let secs = window_ns / 1_000_000_000;
+            Ok(NICE_STEPS
+                .iter()
+                .copied()
+                .find(|step| secs / step <= 120)
+                .unwrap_or_else(|| secs.div_ceil(120).max(1)))
+        }
+    }
+}
+
+/// The aggregates of one time bucket (or of the whole window).
+const SERIES_METRICS: &str = "count(*) AS calls, count(*) FILTER (WHERE error_type IS NOT NULL OR http_status >= 400) AS errors, \
+    quantile_cont(duration_ms, 0.5) AS p50_ms, quantile_cont(duration_ms, 0.9) AS p90_ms, \
+    quantile_cont(duration_ms, 0.99) AS p99_ms, quantile_cont(ttft_ms, 0.5) AS ttft_p50_ms, \
+    quantile_cont(ttft_ms, 0.9) AS ttft_p90_ms, sum(input_tokens) AS input_tokens, \
+    sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd";
+
+const SERIES_FIELDS: &[&str] = &[
+    "calls",
+    "errors",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "ttft_p50_ms",
+    "ttft_p90_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+];
+
+/// A point with no calls: counts are zero, percentiles unknown.
+fn empty_point(t: String) -> Map<String, Value> {
+    let mut point = Map::new();
+    point.insert("t".into(), json!(t));
+    for f in SERIES_FIELDS {
+        let zero = matches!(
+            *f,
+            "calls" | "errors" | "input_tokens" | "output_tokens" | "cost_usd"
+        );
+        point.insert((*f).into(), if zero { json!(0) } else { Value::Null });
+    }
+    point.insert("error_rate".into(), Value::Null);
+    point
+}
+
+/// GET /v1/explore/timeseries: calls, errors, latency and TTFT percentiles, tokens and cost per time
+/// bucket, for the whole selection or split by a dimension; every bucket of the window is present.
+pub async fn timeseries(engine: &QueryEngine, p: &Params) -> Result<Value> {
+    let step = series_step(p)?;
+    let split = split_of(p)?;
+    let top = top_of(p)?;
+    let f = p.filter();
+    let total_sql = format!(
+        "SELECT {SERIES_METRICS}, quantile_cont(ttft_ms, 0.99) AS ttft_p99_ms, \
+         count(DISTINCT request_model) AS models, count(DISTINCT service_name) AS services FROM spans WHERE {f}"
+    );
+    let mut total = rows(&engine.internal(&total_sql).await?)?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let errors = total.get("errors").cloned().unwrap_or(Value::Null);
+    let calls = total.get("calls").cloned().unwrap_or(Value::Null);
+    total.insert("error_rate".into(), ratio(&errors, &calls));
+    for k in ["input_tokens", "output_tokens", "cost_usd"] {
+        if total.get(k).is_none_or(Value::is_null) {
+            total.insert(k.into(), json!(0));
+        }
+    }
+
+    let step_ns = i64::try_from(step)
+        .unwrap_or(i64::MAX / 2)
+        .saturating_mul(1_000_000_000);
+    let first = p.from_ns.div_euclid(step_ns) * step_ns;
+    let buckets: Vec<i64> = (0..)
+        .map(|i: i64| first.saturating_add(i.saturating_mul(step_ns)))
+        .take_while(|t| *t < p.to_ns)
+        .take(10_001)
+        .collect();
+    let bin = format!(
+        "CAST(date_bin(INTERVAL '{step} seconds', start_time, TIMESTAMP '1970-01-01T00:00:00Z') AS BIGINT)"
+    );
+    let (groups, sql) = match split {
+        Some(dim) => {
+            let (groups, keep) = top_groups(engine, p, dim, top).await?;
+            let sql = format!(
+                "SELECT {} AS grp, {bin} AS bucket_ns, {SERIES_METRICS} FROM spans WHERE {f} AND {keep} \
+                 GROUP BY 1, 2 ORDER BY 1, 2",
+                dim.column()
+            );
+            (groups, sql)
+        }
+        None => (
+            vec![Value::Null],
+            format!(
+                "SELECT NULL AS grp, {bin} AS bucket_ns, {SERIES_METRICS} FROM spans WHERE {f} GROUP BY 2 ORDER BY 2"
+            ),
+        ),
+    };
+    let mut found: HashMap<(String, i64), Map<String, Value>> = HashMap::new();
+    for mut row in rows(&engine.internal(&sql).await?)? {
+        let group = take(&mut row, "grp").to_string();
+        let Some(bucket) = take(&mut row, "bucket_ns").as_i64() else {
+            continue;
+        };
+        found.insert((group, bucket), row);
+    }
+    let series: Vec<Value> = groups
+        .into_iter()
+        .map(|group| {
+            let key = group.to_string();
+            let mut group_calls = 0u64;
+            let points: Vec<Value> = buckets
+                .iter()
+                .map(|&b| {
+                    let mut point = empty_point(rfc3339(b));
+                    if let Some(row) = found.remove(&(key.clone(), b)) {
+                        for (k, v) in row {
+                            point.insert(k, v);
+                        }
+                        for k in ["input_tokens", "output_tokens", "cost_usd"] {
+                            if point.get(k).is_none_or(Value::is_null) {
+                                point.insert(k.into(), json!(0));
+                            }
+                        }
+                        let rate = ratio(&point["errors"], &point["calls"]);
+                        point.insert("error_rate".into(), rate);
+                    }
+                    group_calls += point["calls"].as_u64().unwrap_or(0);
+                    Value::Object(point)
+                })
+                .collect();
+            json!({"group": group, "calls": group_calls, "points": points})
+        })
+        .collect();
+    Ok(json!({
+        "window": p.window(), "step_seconds": step, "split": split.map(Dimension::column),
+        "total": total, "series": series,
+    }))
+}
+
+/// What `/v1/explore/histogram` can count, and its bucket upper bounds.
+fn histogram_metric(name: &str) -> Result<(&'static str, &'static [f64])> {
+    const MS: &[f64] = &[
+        50.0, 100.0, 200.0, 300.0, 500.0, 750.0, 1000.0, 1500.0, 2000.0, 3000.0, 5000.0, 7500.0,
+        10000.0, 15000.0, 30000.0, 60000.0,
+    ];
+    const TOKENS: &[f64] = &[
+        16.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0, 65536.0,
+        131072.0,
+    ];
+    const USD: &[f64] = &[
+        0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+    ];
+    Ok(match name {
+        "duration_ms" => ("duration_ms", MS),
+        "ttft_ms" => ("ttft_ms", MS),
+        "input_tokens" => ("input_tokens", TOKENS),
+        "output_tokens" => ("output_tokens", TOKENS),
+        "cost_usd" => ("cost_usd", USD),
+        other => {
+            return Err(bad(format!(
+                "metric: {other:?} is not one of duration_ms, ttft_ms, input_tokens, output_tokens, cost_usd"
+            )));
+        }
+    })
+}
+
+/// GET /v1/explore/histogram: how a metric's values spread over fixed buckets, per group.
+pub async fn histogram(engine: &QueryEngine, p: &Params) -> Result<Value> {
+    let (column, bounds) = histogram_metric(p.get("metric").unwrap_or("duration_ms"))?;
+    let split = split_of(p)?;
+    let top = top_of(p)?;
+    let f = p.filter();
+    let mut case = String::from("CASE");
+    for (i, bound) in bounds.iter().enumerate() {
+        case.push_str(&format!(" WHEN {column} <= {bound:?} THEN {i}"));
+    }
+    case.push_str(&format!(" ELSE {} END", bounds.len()));
+    let (groups, sql) = match split {
+        Some(dim) => {
+            let (groups, keep) = top_groups(engine, p, dim, top).await?;
+            let sql = format!(
+                "SELECT {} AS grp, {case} AS bucket, count(*) AS n FROM spans \
+                 WHERE {f} AND {keep} AND {column} IS NOT NULL GROUP BY 1, 2",
+                dim.column()
+            );
+            (groups, sql)
+        }
+        None => (
+            vec![Value::Null],
+            format!(
+                "SELECT NULL AS grp, {case} AS bucket, count(*) AS n FROM spans WHERE {f} AND {column} IS NOT NULL GROUP BY 2"
+            ),
+        ),
+    };
+    let mut counts: HashMap<String, Vec<u64>> = groups
+        .iter()
+        .map(|g| (g.to_string(), vec![0u64; bounds.len() + 1]))
+        .collect();
+    for mut row in rows(&engine.internal(&sql).await?)? {
+        let group = take(&mut row, "grp").to_string();
+        let (Some(bucket), Some(n)) = (
+            take(&mut row, "bucket").as_u64(),
+            take(&mut row, "n").as_u64(),
+        ) else {
+            continue;
+        };
+        if let Some(slot) = counts
+            .get_mut(&group)
+            .and_then(|c| c.get_mut(bucket as usize))
+        {
+            *slot = n;
+        }
+    }
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|g| {
+            let c = counts.remove(&g.to_string()).unwrap_or_default();
+            json!({"group": g, "calls": c.iter().sum::<u64>(), "counts": c})
+        })
+        .collect();
+    Ok(json!({
+        "window": p.window(), "metric": column, "split": split.map(Dimension::column),
+        "boundaries": bounds, "groups": groups,
+    }))
+}
+
+/// GET /v1/explore/dimensions: the values of each dimension in the window with their calls (busiest
+/// first, at most 200 each), for filter pickers.
+pub async fn dimensions(engine: &QueryEngine, p: &Params) -> Result<Value> {
+    let mut out = Map::new();
+    for (name, dim) in [
+        ("model", Dimension::Model),
+        ("provider", Dimension::Provider),
+        ("service", Dimension::Service),
+        ("operation", Dimension::Operation),
+    ] {
+        let col = dim.column();
+        let sql = format!(
+            "SELECT {col} AS value, count(*) AS calls FROM spans WHERE {} AND {col} IS NOT NULL \
+             GROUP BY 1 ORDER BY calls DESC, 1 LIMIT 200",
+            p.filter()
+        );
+        out.insert(
+            name.into(),
+            Value::Array(
+                rows(&engine.internal(&sql).await?)?
+                    .into_iter()
+                    .map(Value::Object)
+                    .collect(),
+            ),
+        );
+    }
+    Ok(json!({"window": p.window(), "dimensions": out}))
+}
+
+/// The condition for `search`: a case-insensitive substring of ids, service, model, error and content.
+fn search_condition(text: &str) -> Result<String> {
+    let text = text.trim();
+    if text.chars().count() > 200 {
+        return Err(bad("search: at most 200 characters"));
+    }
+    let needle = quote(&text.to_lowercase());
+    let exact = quote(text);
+    let fields = [
+        "service_name",
+        "request_model",
+        "response_model",
+        "error_type",
+        "error_message",
+        "system_instructions",
+        "input_messages",
+        "output_messages",
+    ];
+    let mut parts = vec![format!("trace_id = {exact}"), format!("span_id = {exact}")];
+    parts.extend(
+        fields
+            .iter()
+            .map(|f| format!("coalesce(strpos(lower({f}), {needle}), 0) > 0")),
+    );
+    Ok(format!("({})", parts.join(" OR ")))
+}
+
+/// The metrics an alert rule can watch.
+pub const ALERT_METRICS: &[&str] = &[
+    "error_rate",
+    "sla_breach_rate",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "ttft_p90_ms",
+    "calls",
+    "errors",
+    "cost_usd",
+];
+
+/// One number over the window and filters of `p`: the SQL an alert rule on `metric` runs. NULL when the
+/// window has no calls (for rates and percentiles).
+pub fn metric_sql(p: &Params, metric: &str, threshold_ms: Option<f64>) -> Result<String> {
+    let expr = match metric {
+        "error_rate" => format!(
+            "CAST(count(*) FILTER (WHERE {ERROR}) AS DOUBLE) / CAST(nullif(count(*), 0) AS DOUBLE)"
+        ),
+        "sla_breach_rate" => {
+            let t = threshold_ms
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .ok_or_else(|| bad("sla_breach_rate needs threshold_ms, a positive number"))?;
+            format!(
+                "CAST(count(*) FILTER (WHERE duration_ms > {t:?}) AS DOUBLE) / CAST(nullif(count(*), 0) AS DOUBLE)"
+            )
+        }
+        "p50_ms" => "quantile_cont(duration_ms, 0.5)".into(),
+        "p90_ms" => "quantile_cont(duration_ms, 0.9)".into(),
+        "p99_ms" => "quantile_cont(duration_ms, 0.99)".into(),
+        "ttft_p90_ms" => "quantile_cont(ttft_ms, 0.9)".into(),
+        "calls" => "count(*)".into(),
+        "errors" => format!("count(*) FILTER (WHERE {ERROR})"),
+        "cost_usd" => "coalesce(sum(cost_usd), 0)".into(),
+        other => {
+            return Err(bad(format!(
+                "metric: {other:?} is not one of {}",
+                ALERT_METRICS.join(", ")
+            )));
+        }
+    };
+    Ok(format!(
+        "SELECT CAST({expr} AS DOUBLE) AS value FROM spans WHERE {}",
+        p.filter()
+    ))
+}
+
 fn check_id(id: &str, what: &str) -> Result<()> {
     if (1..=64).contains(&id.len())
         && id
@@ -740,6 +1156,9 @@ pub async fn list(engine: &QueryEngine, p: &Params) -> Result<Value> {
                 "errors: expected true or false, found {other:?}"
             )));
         }
+    }
+    if let Some(text) = p.get("search") {
+        filter.push_str(&format!(" AND {}", search_condition(text)?));
     }
     if let Some(cursor) = p.get("cursor") {
         let (key, id) = decode_cursor(cursor, slowest)?;

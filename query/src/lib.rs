@@ -28,6 +28,9 @@ use lumen_storage::Manifest;
 pub use guard::{GuardError, check_read_only};
 pub use table::{STORE_URL, SpansTable, TimeBounds};
 
+/// How long Lumen's own queries wait for a free slot before answering busy.
+const INTERNAL_SLOT_WAIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error(transparent)]
@@ -258,7 +261,7 @@ impl QueryEngine {
             return Err(QueryError::TooLong(sql.len(), self.options.max_sql_bytes));
         }
         check_read_only(sql)?;
-        self.run(sql).await
+        self.run(sql, false).await
     }
 
     /// Runs one read-only statement from a user to completion.
@@ -268,18 +271,23 @@ impl QueryEngine {
 
     /// Runs SQL that Lumen itself built (explore endpoints): same time and concurrency limits, no guard
     /// needed, and no row cap (those queries bound their own results), so an answer is never cut silently.
+    /// It waits a little for a slot rather than failing at once: one page of the UI asks several at a time.
     pub async fn internal(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        let mut rows = self.run(sql).await?;
+        let mut rows = self.run(sql, true).await?;
         rows.rows_left = usize::MAX;
         rows.collect().await
     }
 
-    async fn run(&self, sql: &str) -> Result<RowStream, QueryError> {
-        let permit = self
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| QueryError::Busy(self.options.max_concurrent))?;
+    async fn run(&self, sql: &str, wait_for_slot: bool) -> Result<RowStream, QueryError> {
+        let busy = || QueryError::Busy(self.options.max_concurrent);
+        let permit = if wait_for_slot {
+            tokio::time::timeout(INTERNAL_SLOT_WAIT, self.slots.clone().acquire_owned())
+                .await
+                .map_err(|_| busy())?
+                .map_err(|_| busy())?
+        } else {
+            self.slots.clone().try_acquire_owned().map_err(|_| busy())?
+        };
         let deadline = Instant::now() + self.options.timeout;
         let options = SQLOptions::new()
             .with_allow_ddl(false)

@@ -128,6 +128,16 @@ pub struct ServeArgs {
     /// redact/README.md). [default: built-in rules]
     #[arg(long, env = "LUMEN_REDACT_CONFIG", value_name = "FILE")]
     pub redact_config: Option<PathBuf>,
+
+    /// Serve the web UI's files from this directory instead of the copy built into the binary (for
+    /// working on the UI without rebuilding). [default: built in]
+    #[arg(long, env = "LUMEN_UI_DIR", value_name = "DIR")]
+    pub ui_dir: Option<PathBuf>,
+
+    /// Evaluate alert rules on this server. With several servers on one store, let one evaluate.
+    /// [default: true]
+    #[arg(long, env = "LUMEN_EVALUATE_ALERTS", num_args = 0..=1, default_missing_value = "true")]
+    pub evaluate_alerts: Option<bool>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -161,6 +171,8 @@ struct FileConfig {
     redact_config: Option<PathBuf>,
     /// The redaction settings inline, instead of a separate file.
     redact: Option<RedactConfig>,
+    ui_dir: Option<PathBuf>,
+    evaluate_alerts: Option<bool>,
 }
 
 /// Resolved settings.
@@ -188,6 +200,8 @@ pub struct ServeConfig {
     pub query_concurrency: usize,
     pub body_timeout: Duration,
     pub capture: Arc<CapturePolicy>,
+    pub ui_dir: Option<PathBuf>,
+    pub evaluate_alerts: bool,
 }
 
 const MIB: u64 = 1 << 20;
@@ -298,6 +312,11 @@ impl ServeArgs {
         );
         Ok(ServeConfig {
             capture,
+            ui_dir: self.ui_dir.or(file.ui_dir),
+            evaluate_alerts: self
+                .evaluate_alerts
+                .or(file.evaluate_alerts)
+                .unwrap_or(true),
             listen: self
                 .listen
                 .or(file.listen)

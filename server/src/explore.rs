@@ -46,6 +46,9 @@ windowed!(tokens, &[]);
 windowed!(errors, &[]);
 windowed!(sla, &["threshold_ms"]);
 windowed!(services, &[]);
+windowed!(timeseries, &["step", "split", "top"]);
+windowed!(histogram, &["metric", "split", "top"]);
+windowed!(dimensions, &[]);
 
 pub async fn list_spans(
     State(state): State<Arc<AppState>>,
@@ -53,8 +56,12 @@ pub async fn list_spans(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     authorize(&headers, &state.config.query_token)?;
-    let params = Params::parse(&query, &["limit", "cursor", "sort", "errors"], Utc::now())
-        .map_err(explore_error)?;
+    let params = Params::parse(
+        &query,
+        &["limit", "cursor", "sort", "errors", "search"],
+        Utc::now(),
+    )
+    .map_err(explore_error)?;
     let answer = q::list(&state.engine, &params)
         .await
         .map_err(explore_error)?;

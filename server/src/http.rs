@@ -20,15 +20,17 @@ use lumen_ingest::{BodyFormat, IngestError, Ingester, ParseError, parse_spans};
 use lumen_query::{QueryEngine, QueryError};
 
 use crate::config::ServeConfig;
-use crate::explore;
 use crate::format::{ResultEncoder, ResultFormat};
 use crate::metrics::Metrics;
+use crate::{alerts, dashboards, explore};
 
 pub struct AppState {
     pub config: ServeConfig,
     pub ingester: Ingester,
     pub engine: QueryEngine,
     pub metrics: Metrics,
+    pub dashboards: crate::dashboards::Dashboards,
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 /// Every route: (method, path). The OpenAPI description is checked against this list in tests.
@@ -48,6 +50,22 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/explore/tokens"),
     ("get", "/v1/explore/errors"),
     ("get", "/v1/explore/sla"),
+    ("get", "/v1/explore/timeseries"),
+    ("get", "/v1/explore/histogram"),
+    ("get", "/v1/explore/dimensions"),
+    ("get", "/v1/dashboards"),
+    ("post", "/v1/dashboards"),
+    ("get", "/v1/dashboards/{id}"),
+    ("put", "/v1/dashboards/{id}"),
+    ("delete", "/v1/dashboards/{id}"),
+    ("get", "/v1/alerts"),
+    ("post", "/v1/alerts"),
+    ("get", "/v1/alerts/templates"),
+    ("get", "/v1/alerts/{id}"),
+    ("put", "/v1/alerts/{id}"),
+    ("delete", "/v1/alerts/{id}"),
+    ("get", "/v1/alerts/{id}/history"),
+    ("post", "/v1/alerts/{id}/evaluate"),
     ("get", "/v1/openapi.json"),
     ("get", "/healthz"),
     ("get", "/metrics"),
@@ -67,6 +85,30 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/explore/tokens", get(explore::tokens))
         .route("/v1/explore/errors", get(explore::errors))
         .route("/v1/explore/sla", get(explore::sla))
+        .route("/v1/explore/timeseries", get(explore::timeseries))
+        .route("/v1/explore/histogram", get(explore::histogram))
+        .route("/v1/explore/dimensions", get(explore::dimensions))
+        .route(
+            "/v1/dashboards",
+            get(dashboards::list).post(dashboards::create),
+        )
+        .route(
+            "/v1/dashboards/{id}",
+            get(dashboards::get)
+                .put(dashboards::replace)
+                .delete(dashboards::delete),
+        )
+        .route("/v1/alerts", get(alerts::list).post(alerts::create))
+        .route("/v1/alerts/templates", get(alerts::templates_handler))
+        .route(
+            "/v1/alerts/{id}",
+            get(alerts::get).put(alerts::replace).delete(alerts::delete),
+        )
+        .route("/v1/alerts/{id}/history", get(alerts::history))
+        .route("/v1/alerts/{id}/evaluate", post(alerts::evaluate))
+        // The web UI: not part of the API, so not in ROUTES or the OpenAPI description.
+        .route("/", get(crate::ui::index))
+        .route("/ui/{*path}", get(crate::ui::asset))
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

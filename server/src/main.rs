@@ -1,13 +1,18 @@
 //! The `lumen` binary: `lumen serve` (the backend) and `lumen sql` (a query client).
 
+mod alerts;
 mod config;
+mod dashboards;
+mod demo;
 mod explore;
 mod format;
 mod http;
 mod metrics;
+mod objects;
 mod otlp;
 mod serve;
 mod sql_cmd;
+mod ui;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -26,6 +31,9 @@ enum Command {
     Serve(Box<config::ServeArgs>),
     /// Run one SQL query against a server and print the result.
     Sql(sql_cmd::SqlArgs),
+    /// Start a server with a realistic generated dataset and a trickle of live spans, and print the web
+    /// UI's address: a populated Lumen in one command.
+    Demo(demo::DemoArgs),
     /// Print the span contract (the columns of the `spans` table) as Markdown.
     Schema,
 }
@@ -47,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(serve::run(config))
         }
         Command::Sql(args) => runtime.block_on(sql_cmd::run(args)),
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Schema => {
             print!("{}", lumen_ingest::schema::markdown_table());
             Ok(())

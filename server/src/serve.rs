@@ -154,12 +154,22 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     // A line on stdout that scripts (and the end-to-end tests) can wait for.
     println!("lumen listening on http://{address}");
 
+    let alerts = Arc::new(
+        crate::alerts::Alerts::load(store.clone())
+            .await
+            .context("loading the alert rules")?,
+    );
     let state = Arc::new(AppState {
+        dashboards: crate::dashboards::Dashboards::new(store.clone()),
+        alerts: alerts.clone(),
         config,
         ingester,
         engine,
         metrics,
     });
+    if state.config.evaluate_alerts {
+        tokio::spawn(alerts.run(state.clone(), shutdown_rx.clone()));
+    }
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

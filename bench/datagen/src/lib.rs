@@ -191,9 +191,9 @@ pub struct Options {
     pub spans: u64,
     pub seed: u64,
     pub content: bool,
-    /// Unix seconds of the first span; spans spread over `hours`.
+    /// Unix seconds of the first span; spans spread evenly over `seconds`.
     pub start_unix: i64,
-    pub hours: i64,
+    pub seconds: i64,
 }
 
 fn system_prompts(rng: &mut StdRng) -> Vec<String> {
@@ -211,6 +211,29 @@ fn system_prompts(rng: &mut StdRng) -> Vec<String> {
         .collect()
 }
 
+/// A start time: Unix seconds, or `-<n>h` / `-<n>m` / `-<n>d` before `now_unix`.
+pub fn parse_start(text: &str, now_unix: i64) -> Result<i64, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<i64>() {
+        return Ok(secs);
+    }
+    let ago = t
+        .strip_prefix('-')
+        .ok_or_else(|| format!("{text:?} is neither Unix seconds nor a relative time like -24h"))?;
+    let (n, unit) = ago.split_at(ago.len().saturating_sub(1));
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("{text:?} is not a relative time like -24h, -90m or -7d"))?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    Ok(now_unix - n * unit_secs)
+}
+
 /// Writes `opts.spans` NDJSON lines to `out`. Same options, same bytes.
 pub fn generate(opts: &Options, out: &mut impl Write) -> std::io::Result<()> {
     let mut rng = StdRng::seed_from_u64(opts.seed);
@@ -222,7 +245,7 @@ pub fn generate(opts: &Options, out: &mut impl Write) -> std::io::Result<()> {
         .collect();
     let service_cum = cumulative((0..50).map(|i| 1.0 / (i as f64 + 1.0)));
     let prompts = system_prompts(&mut rng);
-    let span_ns = (opts.hours * 3600 * 1_000_000_000) / (opts.spans.max(1) as i64);
+    let span_ns = (opts.seconds * 1_000_000_000) / (opts.spans.max(1) as i64);
     let start_ns = opts.start_unix * 1_000_000_000;
     for i in 0..opts.spans {
         let (provider, model, _, median, pin, pout) = MODELS[pick(&model_cum, &mut rng)];
@@ -329,7 +352,7 @@ mod tests {
             seed: 7,
             content: true,
             start_unix: 1_795_852_800,
-            hours: 2,
+            seconds: 2 * 3600,
         };
         let mut a = Vec::new();
         let mut b = Vec::new();
