@@ -31,6 +31,97 @@ pub struct DemoArgs {
     /// Seed of the generator (same seed, same data).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Do not run the eBPF sensor even where the machine allows it (root).
+    #[arg(long)]
+    pub no_sensor: bool,
+    /// The lumen-sensor binary. [default: next to this one]
+    #[arg(long)]
+    pub sensor_bin: Option<PathBuf>,
+    /// Calls per second the demo client makes to the local provider while the sensor watches.
+    #[arg(long, default_value_t = 1.0)]
+    pub live_calls: f64,
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Child processes that end with the demo.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The live captures: a local provider, a client process calling it, and the sensor watching that
+/// process. Answers the two children (killed when dropped) or why they were not started.
+async fn start_live_captures(args: &DemoArgs) -> Result<Children, String> {
+    if args.no_sensor {
+        return Err("--no-sensor".into());
+    }
+    if !is_root() {
+        return Err("eBPF needs root; run as root to see the sensor's own captures".into());
+    }
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let sensor = args
+        .sensor_bin
+        .clone()
+        .unwrap_or_else(|| me.with_file_name("lumen-sensor"));
+    if !sensor.exists() {
+        return Err(format!(
+            "{} is not there (cargo build --workspace builds it)",
+            sensor.display()
+        ));
+    }
+    let provider = crate::demo_llm::start_provider()
+        .await
+        .map_err(|e| format!("starting the demo provider: {e}"))?;
+    let client = std::process::Command::new(&me)
+        .args([
+            "demo-load",
+            "--url",
+            &format!("http://{provider}"),
+            "--rate",
+            &args.live_calls.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting the demo client: {e}"))?;
+    let pid = client.id();
+    let mut children = Children(vec![client]);
+    let log = std::fs::File::create(args.data_dir.join("sensor.log"))
+        .map_err(|e| format!("creating sensor.log: {e}"))?;
+    let sensor = std::process::Command::new(&sensor)
+        .args([
+            "run",
+            "--endpoint",
+            &format!("http://{}", args.listen),
+            "--pid",
+            &pid.to_string(),
+            "--batch-age-ms",
+            "500",
+            "--spool-dir",
+        ])
+        .arg(args.data_dir.join("sensor-spool"))
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", sensor.display()))?;
+    children.0.push(sensor);
+    Ok(children)
 }
 
 /// Spans per ingest request while seeding.
@@ -187,6 +278,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             seeded = &mut ready => seeded?,
         }
     }
+    let _live = match start_live_captures(&args).await {
+        Ok(children) => {
+            eprintln!(
+                "lumen demo: the eBPF sensor is capturing a demo client's calls to a local OpenAI-compatible \
+                 provider (source ebpf, process lumen; sensor log in {})",
+                args.data_dir.join("sensor.log").display()
+            );
+            Some(children)
+        }
+        Err(why) => {
+            eprintln!("lumen demo: no live eBPF captures ({why}); generated live spans only");
+            None
+        }
+    };
     println!(
         "lumen demo: open {base}/ in a browser (Ctrl-C stops it; data in {})",
         args.data_dir.display()

@@ -4,6 +4,7 @@ mod alerts;
 mod config;
 mod dashboards;
 mod demo;
+mod demo_llm;
 mod explore;
 mod format;
 mod http;
@@ -34,6 +35,9 @@ enum Command {
     /// Start a server with a realistic generated dataset and a trickle of live spans, and print the web
     /// UI's address: a populated Lumen in one command.
     Demo(demo::DemoArgs),
+    /// The demo's client: calls a provider like an application would (started by `lumen demo`).
+    #[command(hide = true)]
+    DemoLoad(demo_llm::LoadArgs),
     /// Print the span contract (the columns of the `spans` table) as Markdown.
     Schema,
 }
@@ -56,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Sql(args) => runtime.block_on(sql_cmd::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
+        Command::DemoLoad(args) => runtime.block_on(demo_llm::load(args)),
         Command::Schema => {
             print!("{}", lumen_ingest::schema::markdown_table());
             Ok(())

@@ -351,6 +351,16 @@ def test_demo_serves_a_populated_lumen_in_one_command(tmp_path):
         wait_for(lambda: get(type("S", (), {"url": url}), "/v1/explore/timeseries",
                              **{"from": "-7h", "to": "now"})["total"]["calls"] >= first + 20,
                  timeout=30, what="live spans")
+        if os.geteuid() == 0:
+            # As root the demo also runs the sensor on a client of a local provider: real captures.
+            sql = ("SELECT count(*), count(ttft_ms), sum(output_tokens) FROM spans WHERE source = 'ebpf' "
+                   "AND process_name = 'lumen' AND provider = 'openai_compatible' AND server_port IS NOT NULL")
+
+            def captured():
+                r = requests.post(url + "/v1/sql", json={"sql": sql}, timeout=30)
+                return r.status_code == 200 and r.json()["rows"][0][0] >= 3 and r.json()["rows"][0]
+            calls, streamed, output = wait_for(captured, timeout=90, what="the sensor's captures")
+            assert output > 0 and streamed >= 0
     finally:
         proc.terminate()
         proc.wait(timeout=60)
