@@ -2,6 +2,8 @@
 //! ingest throughput, bytes per span, a suite of user queries (over HTTP and in process, cold and hot)
 //! and freshness — then writes the tables for BENCHMARKS.md.
 
+mod profile;
+
 use lumen_datagen as datagen;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +44,9 @@ enum Cmd {
     },
     /// Run every measurement and print the tables.
     Run(RunArgs),
+    /// Profile the release server with perf while it ingests and answers the query suite: where the time
+    /// goes, per stage of the data path (needs root or perf_event_paranoid <= 1, and linux-perf).
+    Profile(RunArgs),
     /// Write lumen-redact's labelled corpus as JSON (documents with the sensitive values planted in them
     /// and the look-alikes that must survive), for end-to-end checks of what ingest stores.
     RedactionCorpus {
@@ -154,6 +159,17 @@ fn main() -> anyhow::Result<()> {
                 .collect();
             std::fs::write(&out, serde_json::to_vec(&samples)?)
                 .with_context(|| format!("writing {}", out.display()))?;
+            Ok(())
+        }
+        Cmd::Profile(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(profile_run(&args))?;
+            println!("{report}");
+            if let Some(out) = &args.out {
+                std::fs::write(out, &report)?;
+            }
             Ok(())
         }
         Cmd::Run(mut args) => {
@@ -301,6 +317,18 @@ async fn ingest_with(
     data_dir: &Path,
     capture: &str,
 ) -> anyhow::Result<IngestResult> {
+    ingest_profiled(args, ndjson, data_dir, capture, None).await
+}
+
+/// Ingests `ndjson` with `args.clients` concurrent clients; with `perf`, samples the server from start to
+/// exit (the ingest and the last flush) into that file.
+async fn ingest_profiled(
+    args: &RunArgs,
+    ndjson: &Path,
+    data_dir: &Path,
+    capture: &str,
+    perf: Option<&Path>,
+) -> anyhow::Result<IngestResult> {
     let _ = std::fs::remove_dir_all(data_dir);
     let bytes = std::fs::metadata(ndjson)?.len();
     // Bodies of 2000 lines, read from the file as the clients need them (memory stays flat on big files).
@@ -317,6 +345,9 @@ async fn ingest_with(
         (!body.is_empty()).then_some(body)
     });
     let server = Server::start_with(&args.lumen, data_dir, &["--capture", capture]).await?;
+    let recorder = perf
+        .map(|out| profile::record(server.pid, out))
+        .transpose()?;
     let client = reqwest::Client::new();
     let queue = Arc::new(std::sync::Mutex::new(chunks));
     let started = Instant::now();
@@ -359,6 +390,9 @@ async fn ingest_with(
     let seconds = started.elapsed().as_secs_f64();
     let peak_rss_mib = server.peak_rss_mib();
     server.stop()?;
+    if let Some(mut recorder) = recorder {
+        recorder.wait()?;
+    }
     Ok(IngestResult {
         seconds,
         bytes,
@@ -488,6 +522,68 @@ async fn freshness(args: &RunArgs, data_dir: &Path) -> anyhow::Result<(f64, f64)
     Ok((p(0.5), p(0.99)))
 }
 
+/// The data set of `run` (generated once, kept in the work dir).
+fn dataset(args: &RunArgs, work: &Path, seed: u64, content: bool) -> anyhow::Result<PathBuf> {
+    let ndjson = work.join(format!("spans-{seed}-{}.ndjson", args.spans));
+    if !ndjson.exists() {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&ndjson)?);
+        datagen::generate(
+            &datagen::Options {
+                spans: args.spans,
+                seed,
+                content,
+                start_unix: START_UNIX,
+                seconds: HOURS * 3600,
+            },
+            &mut w,
+        )?;
+    }
+    Ok(ndjson)
+}
+
+async fn profile_run(args: &RunArgs) -> anyhow::Result<String> {
+    std::fs::create_dir_all(&args.work)?;
+    let work = args.work.canonicalize()?;
+    let mut out = format!(
+        "Profiles of `{}` (perf record -F 499, cpu-clock, flat self time of every thread), {} spans, {} ingest clients.\n\n",
+        args.lumen.display(),
+        args.spans,
+        args.clients
+    );
+    for (label, content, seed) in [("metadata only", false, 1), ("with content", true, 2)] {
+        let ndjson = dataset(args, &work, seed, content)?;
+        let data_dir = work.join(format!("profile-{seed}"));
+        let perf = profile::data_path(&work, &format!("ingest-{seed}"));
+        let result = ingest_profiled(args, &ndjson, &data_dir, "full", Some(&perf)).await?;
+        out.push_str(&profile::report(
+            &format!(
+                "Ingest {label}: {:.0} spans/s, then the last flush",
+                args.spans as f64 / result.seconds
+            ),
+            &perf,
+        )?);
+    }
+    // The query suite, three times over, on the data with content (as in the query table).
+    let data_dir = work.join("profile-2");
+    let server = Server::start(&args.lumen, &data_dir).await?;
+    let perf = profile::data_path(&work, "queries");
+    let recorder = profile::record(server.pid, &perf)?;
+    let client = reqwest::Client::new();
+    let trace_id = format!("{:016x}{:016x}", 2, args.spans / 6);
+    for _ in 0..3 {
+        for (_, sql) in queries(&trace_id) {
+            http_query(&client, &server.url, &sql).await?;
+        }
+    }
+    profile::stop(recorder)?;
+    server.stop()?;
+    out.push_str(&profile::report(
+        "The query suite (8 queries × 3, over HTTP, data with content)",
+        &perf,
+    )?);
+    Ok(out)
+}
+
 async fn run(args: &RunArgs) -> anyhow::Result<String> {
     std::fs::create_dir_all(&args.work)?;
     let work = args.work.canonicalize()?;
@@ -526,20 +622,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<String> {
     report.push_str("| data | spans | NDJSON MB | Lumen s | Lumen spans/s | Lumen MB/s | Lumen peak RSS MiB | DuckDB s | Lumen / DuckDB time |\n|---|---|---|---|---|---|---|---|---|\n");
     let mut storage_rows = Vec::new();
     for (label, content, seed) in [("metadata only", false, 1), ("with content", true, 2)] {
-        let ndjson = work.join(format!("spans-{seed}-{}.ndjson", args.spans));
-        if !ndjson.exists() {
-            let mut w = std::io::BufWriter::new(std::fs::File::create(&ndjson)?);
-            datagen::generate(
-                &datagen::Options {
-                    spans: args.spans,
-                    seed,
-                    content,
-                    start_unix: START_UNIX,
-                    seconds: HOURS * 3600,
-                },
-                &mut w,
-            )?;
-        }
+        let ndjson = dataset(args, &work, seed, content)?;
         let data_dir = work.join(format!("lumen-{seed}"));
         let ours = ingest(args, &ndjson, &data_dir).await?;
         let duck_out = work.join(format!("duckdb-{seed}.parquet"));
@@ -608,34 +691,51 @@ async fn run(args: &RunArgs) -> anyhow::Result<String> {
     let mut peer_args = vec!["queries".to_string(), glob, args.runs.to_string()];
     peer_args.extend(sqls.iter().cloned());
     let duck = peer(args, &peer_args)?;
+    peer_args[0] = "chdb-queries".into();
+    let ch = peer(args, &peer_args)?;
+    let ch_missing = ch["missing"].as_str().map(str::to_string);
     report.push_str(&format!(
-        "\n### Queries on {} spans with content (the same Parquet files)\n\n| query | Lumen HTTP cold ms | Lumen HTTP hot ms | Lumen in-process hot ms | DuckDB cold ms | DuckDB hot ms | Lumen HTTP / DuckDB (hot) |\n|---|---|---|---|---|---|---|\n",
+        "\n### Queries on {} spans with content (the same Parquet files)\n\n| query | Lumen HTTP cold ms | Lumen HTTP hot ms | Lumen in-process hot ms | DuckDB cold ms | DuckDB hot ms | chDB cold ms | chDB hot ms | Lumen HTTP / DuckDB (hot) | Lumen HTTP / chDB (hot) |\n|---|---|---|---|---|---|---|---|---|---|\n",
         args.spans
     ));
-    let mut log_ratio = 0.0;
-    for (i, (name, _)) in suite.iter().enumerate() {
-        let d_cold = duck["cold"][i].as_f64().unwrap_or(f64::NAN);
-        let d_hot = median(
-            duck["hot"][i]
+    let hot_of = |peer: &serde_json::Value, i: usize| {
+        median(
+            peer["hot"][i]
                 .as_array()
                 .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
                 .unwrap_or_default(),
-        );
+        )
+    };
+    let (mut log_duck, mut log_ch) = (0.0, 0.0);
+    for (i, (name, _)) in suite.iter().enumerate() {
+        let d_cold = duck["cold"][i].as_f64().unwrap_or(f64::NAN);
+        let d_hot = hot_of(&duck, i);
+        let c_cold = ch["cold"][i].as_f64().unwrap_or(f64::NAN);
+        let c_hot = hot_of(&ch, i);
         let ratio = http[i].1 / d_hot;
-        log_ratio += ratio.ln();
+        let ratio_ch = http[i].1 / c_hot;
+        log_duck += ratio.ln();
+        log_ch += ratio_ch.ln();
         report.push_str(&format!(
-            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {ratio:.2} |\n",
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {ratio:.2} | {ratio_ch:.2} |\n",
             http[i].0 * 1e3,
             http[i].1 * 1e3,
             local[i].1 * 1e3,
             d_cold * 1e3,
             d_hot * 1e3,
+            c_cold * 1e3,
+            c_hot * 1e3,
         ));
     }
+    let n = suite.len() as f64;
     report.push_str(&format!(
-        "\nGeometric mean of Lumen HTTP / DuckDB (hot): **{:.2}**\n",
-        (log_ratio / suite.len() as f64).exp()
+        "\nGeometric mean of Lumen HTTP / DuckDB (hot): **{:.2}**; Lumen HTTP / chDB (hot): **{:.2}**\n",
+        (log_duck / n).exp(),
+        (log_ch / n).exp()
     ));
+    if let Some(why) = ch_missing {
+        report.push_str(&format!("\nchDB was not measured: {why}.\n"));
+    }
 
     // 4: freshness.
     let (p50, p99) = freshness(args, &work.join("lumen-fresh")).await?;

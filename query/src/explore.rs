@@ -826,7 +826,11 @@ pub async fn timeseries(engine: &QueryEngine, p: &Params) -> Result<Value> {
     let step_ns = i64::try_from(step)
         .unwrap_or(i64::MAX / 2)
         .saturating_mul(1_000_000_000);
-    let first = p.from_ns.div_euclid(step_ns) * step_ns;
+    let first = p
+        .from_ns
+        .div_euclid(step_ns)
+        .checked_mul(step_ns)
+        .ok_or_else(|| bad("from: too far in the past for a time series"))?;
     let buckets: Vec<i64> = (0..)
         .map(|i: i64| first.saturating_add(i.saturating_mul(step_ns)))
         .take_while(|t| *t < p.to_ns)

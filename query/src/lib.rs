@@ -269,6 +269,16 @@ impl QueryEngine {
         self.query_stream(sql).await?.collect().await
     }
 
+    /// Like `query`, but waits a little for a free slot instead of answering busy at once: for a user's
+    /// SQL that the server runs on a schedule (alert rules), where nobody is there to retry.
+    pub async fn query_queued(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        if sql.len() > self.options.max_sql_bytes {
+            return Err(QueryError::TooLong(sql.len(), self.options.max_sql_bytes));
+        }
+        check_read_only(sql)?;
+        self.run(sql, true).await?.collect().await
+    }
+
     /// Runs SQL that Lumen itself built (explore endpoints): same time and concurrency limits, no guard
     /// needed, and no row cap (those queries bound their own results), so an answer is never cut silently.
     /// It waits a little for a slot rather than failing at once: one page of the UI asks several at a time.

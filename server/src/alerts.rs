@@ -372,7 +372,12 @@ fn first_number(result: &QueryResult) -> Result<Option<f64>, String> {
     if batch.num_columns() == 0 {
         return Err("the query gives no columns".into());
     }
-    let column = arrow::compute::cast(batch.column(0), &DataType::Float64)
+    // Not "safe": text that is no number is an error, not NULL (which would read as "no data").
+    let options = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let column = arrow::compute::cast_with_options(batch.column(0), &DataType::Float64, &options)
         .map_err(|e| format!("the first column is not a number: {e}"))?;
     let numbers = column
         .as_any()
@@ -403,7 +408,11 @@ async fn measure(
             .map_err(|e| e.to_string())?;
             engine.internal(&sql).await
         }
-        RuleQuery::Sql { sql } => engine.query(&substitute_window(sql, from_ns, now_ns)).await,
+        RuleQuery::Sql { sql } => {
+            engine
+                .query_queued(&substitute_window(sql, from_ns, now_ns))
+                .await
+        }
     }
     .map_err(|e| e.to_string())?;
     first_number(&result)
@@ -431,6 +440,13 @@ fn message(rule: &Rule, to: AlertState, value: Option<f64>) -> String {
     }
 }
 
+/// Text for Slack's mrkdwn: `&`, `<` and `>` are its control characters (links, mentions).
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn payload(format: NotifyFormat, rule: &Rule, event: &Event, since: &str) -> Value {
     let status = if event.to == AlertState::Firing {
         "firing"
@@ -456,6 +472,7 @@ fn payload(format: NotifyFormat, rule: &Rule, event: &Event, since: &str) -> Val
             } else {
                 ":white_check_mark:"
             };
+            let text = slack_escape(&text);
             json!({
                 "text": format!("{icon} {text}"),
                 "blocks": [
@@ -475,11 +492,16 @@ struct Entry {
 }
 
 /// The rules of one object store, their states, and the evaluator.
+///
+/// Locking: `edits` serialises changes of the rule set (create, replace, delete, reload from the store);
+/// a rule's own lock is held by an evaluation from reading the rule to recording its outcome, and by an
+/// edit of that rule, so an edit never races an evaluation of the rule it changes. `entries` is only held
+/// briefly, never across a query, a webhook or a store call.
 pub struct Alerts {
     objects: JsonObjects,
     entries: Mutex<HashMap<String, Entry>>,
-    /// One evaluation at a time, so transitions of a rule happen in order.
-    evaluating: Mutex<()>,
+    edits: Mutex<()>,
+    rule_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     client: reqwest::Client,
 }
 
@@ -493,43 +515,128 @@ fn history_prefix(id: &str) -> StorePath {
     StorePath::from(format!("{HISTORY}/{id}"))
 }
 
+/// What evaluating a rule's query decided: the next state, and the status to keep.
+fn decide(
+    rule: &RuleBody,
+    old: &Status,
+    measured: &Result<Option<f64>, String>,
+    now: i64,
+) -> Status {
+    let mut status = old.clone();
+    status.last_evaluated = Some(rfc3339(now));
+    let c = &rule.condition;
+    let for_ns = timing(rule)
+        .map(|t| i64::try_from(t.for_duration.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let next = match measured {
+        Err(e) => {
+            status.error = Some(e.clone());
+            if old.state == AlertState::Firing {
+                AlertState::Firing
+            } else {
+                AlertState::Error
+            }
+        }
+        Ok(value) => {
+            status.error = None;
+            status.value = *value;
+            let holds = value.is_some_and(|v| c.op.holds(v, c.threshold));
+            match (old.state, holds) {
+                (AlertState::Firing, true) => AlertState::Firing,
+                (AlertState::Pending, true) if now.saturating_sub(old.since_ns) >= for_ns => {
+                    AlertState::Firing
+                }
+                (AlertState::Pending, true) => AlertState::Pending,
+                (_, true) if for_ns == 0 => AlertState::Firing,
+                (_, true) => AlertState::Pending,
+                (_, false) => AlertState::Ok,
+            }
+        }
+    };
+    if next != old.state {
+        status.state = next;
+        status.since = rfc3339(now);
+        status.since_ns = now;
+    }
+    status
+}
+
 impl Alerts {
     /// Loads the rules and their last states from the store.
     pub async fn load(store: Arc<dyn ObjectStore>) -> Result<Self, ObjectError> {
         let client = reqwest::Client::builder()
             .timeout(NOTIFY_TIMEOUT)
+            // A webhook answers itself; following redirects would let it point the server elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("lumen/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ObjectError::Invalid(format!("webhook client: {e}")))?;
         let alerts = Alerts {
             objects: JsonObjects::new(store),
             entries: Mutex::new(HashMap::new()),
-            evaluating: Mutex::new(()),
+            edits: Mutex::new(()),
+            rule_locks: std::sync::Mutex::new(HashMap::new()),
             client,
         };
-        let now = now_ns();
-        let mut entries = HashMap::new();
-        for (id, rule) in alerts
+        alerts.reload().await?;
+        let rules = alerts.entries.lock().await.len();
+        tracing::info!(rules, "alert rules loaded");
+        Ok(alerts)
+    }
+
+    /// Brings the rules in memory in line with the store: rules another server added, changed or deleted.
+    pub async fn reload(&self) -> Result<(), ObjectError> {
+        let _edits = self.edits.lock().await;
+        let stored = self
             .objects
             .read_all::<Rule>(&StorePath::from(RULES))
-            .await?
+            .await?;
+        let now = now_ns();
+        let mut fresh = Vec::new();
         {
-            let status = match alerts.objects.read::<Status>(&status_path(&id)).await {
+            let entries = self.entries.lock().await;
+            for (id, rule) in &stored {
+                let known = entries.get(id);
+                if known.is_none_or(|e| e.rule.updated_at != rule.updated_at) {
+                    fresh.push(id.clone());
+                }
+            }
+        }
+        let mut statuses = HashMap::new();
+        for id in &fresh {
+            let status = match self.objects.read::<Status>(&status_path(id)).await {
                 Ok(Some(s)) => s,
                 _ => Status::new(now),
             };
-            entries.insert(
-                id,
-                Entry {
-                    rule,
-                    status,
-                    next_due_ns: now,
-                },
-            );
+            statuses.insert(id.clone(), status);
         }
-        tracing::info!(rules = entries.len(), "alert rules loaded");
-        *alerts.entries.lock().await = entries;
-        Ok(alerts)
+        let mut entries = self.entries.lock().await;
+        let ids: std::collections::HashSet<String> =
+            stored.iter().map(|(id, _)| id.clone()).collect();
+        entries.retain(|id, _| ids.contains(id));
+        for (id, rule) in stored {
+            if let Some(status) = statuses.remove(&id) {
+                let entry = entries.entry(id).or_insert_with(|| Entry {
+                    rule: rule.clone(),
+                    status: status.clone(),
+                    next_due_ns: now,
+                });
+                entry.rule = rule;
+                entry.next_due_ns = now;
+                if entry.status.last_evaluated.is_none() {
+                    entry.status = status;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn rule_lock(&self, id: &str) -> Arc<Mutex<()>> {
+        let mut locks = self
+            .rule_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(id.to_string()).or_default().clone()
     }
 
     pub async fn list(&self) -> Vec<(Rule, Status)> {
@@ -558,6 +665,7 @@ impl Alerts {
     }
 
     pub async fn create(&self, body: RuleBody) -> Result<(Rule, Status), ObjectError> {
+        let _edits = self.edits.lock().await;
         let now = now_rfc3339();
         let rule = Rule {
             id: format!("a-{}", uuid::Uuid::now_v7().simple()),
@@ -566,8 +674,9 @@ impl Alerts {
             updated_at: now,
         };
         let status = Status::new(now_ns());
-        self.objects.write(&rule_path(&rule.id), &rule).await?;
         self.objects.write(&status_path(&rule.id), &status).await?;
+        // The rule last: a rule in the store always has its status.
+        self.objects.write(&rule_path(&rule.id), &rule).await?;
         self.entries.lock().await.insert(
             rule.id.clone(),
             Entry {
@@ -579,9 +688,12 @@ impl Alerts {
         Ok((rule, status))
     }
 
-    /// Replaces a rule. A firing rule whose query or condition changed is re-evaluated at once and
-    /// resolves (with a notification) if the new condition does not hold.
+    /// Replaces a rule; it is evaluated again at once. Disabling a rule that is pending or firing
+    /// resolves it (a firing one notifies), so nothing stays firing that nobody evaluates.
     pub async fn replace(&self, id: &str, body: RuleBody) -> Result<(Rule, Status), ObjectError> {
+        let _edits = self.edits.lock().await;
+        let lock = self.rule_lock(id);
+        let _rule = lock.lock().await;
         let (old, status) = self.get(id).await?;
         let rule = Rule {
             id: id.to_string(),
@@ -590,21 +702,36 @@ impl Alerts {
             updated_at: now_rfc3339(),
         };
         self.objects.write(&rule_path(id), &rule).await?;
-        let mut entries = self.entries.lock().await;
-        let entry = entries
-            .get_mut(id)
-            .ok_or_else(|| ObjectError::NotFound("alert rule", id.to_string()))?;
-        entry.rule = rule.clone();
-        entry.next_due_ns = now_ns();
+        {
+            let mut entries = self.entries.lock().await;
+            let entry = entries
+                .get_mut(id)
+                .ok_or_else(|| ObjectError::NotFound("alert rule", id.to_string()))?;
+            entry.rule = rule.clone();
+            entry.next_due_ns = now_ns();
+        }
+        let status = if !rule.body.enabled && status.state != AlertState::Ok {
+            let now = now_ns();
+            let mut resolved = status.clone();
+            resolved.state = AlertState::Ok;
+            resolved.since = rfc3339(now);
+            resolved.since_ns = now;
+            resolved.error = Some("the rule was disabled".into());
+            self.settle(&rule, &status, resolved, now).await
+        } else {
+            status
+        };
         Ok((rule, status))
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), ObjectError> {
-        let _no_evaluation = self.evaluating.lock().await;
-        if self.entries.lock().await.remove(id).is_none() {
-            return Err(ObjectError::NotFound("alert rule", id.to_string()));
-        }
+        let _edits = self.edits.lock().await;
+        let lock = self.rule_lock(id);
+        let _rule = lock.lock().await;
+        self.get(id).await?;
+        // The rule file first: once it is gone no server loads the rule again.
         self.objects.delete(&rule_path(id)).await?;
+        self.entries.lock().await.remove(id);
         self.objects.delete(&status_path(id)).await?;
         for meta in self.objects.list(&history_prefix(id)).await? {
             self.objects.delete(&meta.location).await?;
@@ -671,111 +798,115 @@ impl Alerts {
         results
     }
 
-    /// Evaluates one rule now and applies the state machine; answers the new status.
-    pub async fn evaluate(&self, engine: &QueryEngine, id: &str) -> Result<Status, ObjectError> {
-        let _one_at_a_time = self.evaluating.lock().await;
-        let (rule, old) = self.get(id).await?;
-        let now = now_ns();
-        let measured = measure(engine, &rule.body, now).await;
-        let timing = timing(&rule.body)?;
-        let mut status = old.clone();
-        status.last_evaluated = Some(rfc3339(now));
-        let c = &rule.body.condition;
-        let next = match &measured {
-            Err(e) => {
-                status.error = Some(e.clone());
-                if old.state == AlertState::Firing {
-                    AlertState::Firing
-                } else {
-                    AlertState::Error
-                }
-            }
-            Ok(value) => {
-                status.error = None;
-                status.value = *value;
-                let holds = value.is_some_and(|v| c.op.holds(v, c.threshold));
-                let for_ns = i64::try_from(timing.for_duration.as_nanos()).unwrap_or(i64::MAX);
-                match (old.state, holds) {
-                    (AlertState::Firing, true) => AlertState::Firing,
-                    (AlertState::Pending, true) if now.saturating_sub(old.since_ns) >= for_ns => {
-                        AlertState::Firing
-                    }
-                    (AlertState::Pending, true) => AlertState::Pending,
-                    (_, true) if for_ns == 0 => AlertState::Firing,
-                    (_, true) => AlertState::Pending,
-                    (_, false) => AlertState::Ok,
-                }
-            }
-        };
-        let changed = next != old.state;
+    /// Makes `new` the rule's status: in memory first (so a store failure below can never cause a second
+    /// notification for the same change), then, on a change of state, the webhooks, the history event and
+    /// the status object. Store failures are logged; the state in memory stays right and is written again
+    /// with the next change.
+    async fn settle(&self, rule: &Rule, old: &Status, new: Status, now: i64) -> Status {
+        if let Some(entry) = self.entries.lock().await.get_mut(&rule.id) {
+            entry.status = new.clone();
+        }
+        let changed = new.state != old.state;
         if changed {
-            status.state = next;
-            status.since = rfc3339(now);
-            status.since_ns = now;
-            let notifies = next == AlertState::Firing
-                || (old.state == AlertState::Firing && next == AlertState::Ok);
             let mut event = Event {
                 at: rfc3339(now),
                 rule_id: rule.id.clone(),
                 rule_name: rule.body.name.clone(),
                 from: old.state,
-                to: next,
-                value: status.value,
-                threshold: c.threshold,
-                op: c.op,
-                error: status.error.clone(),
+                to: new.state,
+                value: new.value,
+                threshold: rule.body.condition.threshold,
+                op: rule.body.condition.op,
+                error: new.error.clone(),
                 notifications: Vec::new(),
             };
+            let notifies = new.state == AlertState::Firing
+                || (old.state == AlertState::Firing && new.state == AlertState::Ok);
             if notifies {
-                let since = if next == AlertState::Firing {
-                    rfc3339(now)
+                let since = if new.state == AlertState::Firing {
+                    new.since.clone()
                 } else {
                     old.since.clone()
                 };
-                event.notifications = self.notify(&rule, &event, &since).await;
+                event.notifications = self.notify(rule, &event, &since).await;
             }
-            tracing::info!(rule = %rule.id, name = %rule.body.name, from = old.state.name(), to = next.name(), value = ?status.value, "alert state changed");
-            self.record(&event, now).await?;
+            tracing::info!(rule = %rule.id, name = %rule.body.name, from = old.state.name(), to = new.state.name(), value = ?new.value, "alert state changed");
+            if let Err(e) = self.record(&event, now).await {
+                tracing::warn!(rule = %rule.id, error = %e, "alert event not recorded");
+            }
         }
-        if changed || status.error != old.error {
-            self.objects.write(&status_path(id), &status).await?;
+        if (changed || new.error != old.error)
+            && let Err(e) = self.objects.write(&status_path(&rule.id), &new).await
+        {
+            tracing::warn!(rule = %rule.id, error = %e, "alert status not written");
         }
-        let every = i64::try_from(timing.every.as_nanos()).unwrap_or(i64::MAX);
-        if let Some(entry) = self.entries.lock().await.get_mut(id) {
-            entry.status = status.clone();
-            entry.next_due_ns = now.saturating_add(every);
-        }
-        Ok(status)
+        new
     }
 
-    /// Evaluates every enabled rule when it is due, until shutdown.
+    /// Evaluates one rule now and applies the state machine; answers the new status.
+    pub async fn evaluate(&self, engine: &QueryEngine, id: &str) -> Result<Status, ObjectError> {
+        let lock = self.rule_lock(id);
+        let _rule = lock.lock().await;
+        let (rule, old) = self.get(id).await?;
+        let now = now_ns();
+        let measured = measure(engine, &rule.body, now).await;
+        let new = decide(&rule.body, &old, &measured, now);
+        let every = timing(&rule.body)
+            .map(|t| i64::try_from(t.every.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(30_000_000_000);
+        if let Some(entry) = self.entries.lock().await.get_mut(id) {
+            entry.next_due_ns = now.saturating_add(every);
+        }
+        Ok(self.settle(&rule, &old, new, now).await)
+    }
+
+    /// Evaluates every enabled rule when it is due, each in its own task (a slow query or webhook of one
+    /// rule delays no other), until shutdown.
     pub async fn run(self: Arc<Self>, state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
-        let engine = &state.engine;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = shutdown.changed() => return,
             }
             let now = now_ns();
-            let due: Vec<String> = self
-                .entries
-                .lock()
-                .await
-                .iter()
-                .filter(|(_, e)| e.rule.body.enabled && e.next_due_ns <= now)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in due {
-                match self.evaluate(engine, &id).await {
-                    Ok(_) | Err(ObjectError::NotFound(..)) => {}
-                    Err(e) => {
-                        tracing::warn!(rule = %id, error = %e, "alert evaluation failed");
-                        // Try again after a pause rather than on every tick.
-                        if let Some(entry) = self.entries.lock().await.get_mut(&id) {
-                            entry.next_due_ns = now_ns().saturating_add(10_000_000_000);
-                        }
+            let mut due = Vec::new();
+            {
+                let mut entries = self.entries.lock().await;
+                for (id, entry) in entries.iter_mut() {
+                    if entry.rule.body.enabled && entry.next_due_ns <= now {
+                        // Not due again while this evaluation runs; `evaluate` sets the real next time.
+                        entry.next_due_ns = now.saturating_add(3_600_000_000_000);
+                        due.push(id.clone());
                     }
                 }
+            }
+            for id in due {
+                let alerts = self.clone();
+                let state = state.clone();
+                tokio::spawn(async move {
+                    match alerts.evaluate(&state.engine, &id).await {
+                        Ok(_) | Err(ObjectError::NotFound(..)) => {}
+                        Err(e) => {
+                            tracing::warn!(rule = %id, error = %e, "alert evaluation failed");
+                            if let Some(entry) = alerts.entries.lock().await.get_mut(&id) {
+                                entry.next_due_ns = now_ns().saturating_add(10_000_000_000);
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Re-reads the rules from the store every 15 s, so rules made through another server show here.
+    pub async fn keep_reloading(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Err(e) = self.reload().await {
+                tracing::debug!(error = %e, "alert rules not reloaded");
             }
         }
     }

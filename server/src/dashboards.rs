@@ -156,7 +156,11 @@ fn validate_panel(panel: &mut Panel, index: usize, max_sql: usize) -> Result<(),
                         names.join(", ")
                     ))
                 })?;
-            let query: HashMap<String, String> = panel.params.clone().into_iter().collect();
+            let mut query: HashMap<String, String> = panel.params.clone().into_iter().collect();
+            // The UI keeps which SLA breakdown a panel shows with its parameters; not an API parameter.
+            if name == "sla" {
+                query.remove("breakdown");
+            }
             Params::parse(&query, extra, Utc::now()).map_err(|e| at(format!("params: {e}")))?;
         }
         PanelKind::Sql => {

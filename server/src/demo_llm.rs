@@ -149,7 +149,12 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let models = ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4o-2024-08-06"];
     let pause = Duration::from_secs_f64(1.0 / args.rate.clamp(0.01, 50.0));
     let url = format!("{}/v1/chat/completions", args.url.trim_end_matches('/'));
+    // Ends with the demo even when the demo could not stop it (killed): its parent changes.
+    let parent = std::os::unix::process::parent_id();
     loop {
+        if std::os::unix::process::parent_id() != parent {
+            return Ok(());
+        }
         let (model, stream, n) = {
             let mut rng = rand::rng();
             (

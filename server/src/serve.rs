@@ -167,6 +167,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         engine,
         metrics,
     });
+    tokio::spawn(alerts.clone().keep_reloading(shutdown_rx.clone()));
     if state.config.evaluate_alerts {
         tokio::spawn(alerts.run(state.clone(), shutdown_rx.clone()));
     }

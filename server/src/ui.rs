@@ -39,6 +39,10 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
         .then(|| candidate.to_path_buf())
 }
 
+/// The page loads only its own files, talks only to this server, and cannot be framed.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 async fn file(state: &AppState, path: &str) -> Response {
     let bytes: Option<Vec<u8>> = match &state.config.ui_dir {
         Some(dir) => match safe_relative(path) {
@@ -54,6 +58,8 @@ async fn file(state: &AppState, path: &str) -> Response {
                 // The page always asks again so a new binary's UI is picked up; the files are small.
                 (header::CACHE_CONTROL, "no-cache"),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::CONTENT_SECURITY_POLICY, CSP),
+                (header::X_FRAME_OPTIONS, "DENY"),
             ],
             body,
         )
@@ -64,15 +70,7 @@ async fn file(state: &AppState, path: &str) -> Response {
 
 /// `GET /`: the single page.
 pub async fn index(State(state): State<Arc<AppState>>) -> Response {
-    let mut response = file(&state, "index.html").await;
-    // The page loads only its own files and talks only to this server.
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
-        ),
-    );
-    response
+    file(&state, "index.html").await
 }
 
 /// `GET /ui/{*path}`: the page's scripts, styles and images.

@@ -4,8 +4,9 @@ API answer the test fetches itself. Dashboards made in the UI survive a restart;
 fires to a local webhook receiver and resolves, and the UI shows both.
 
 Pages are opened with an absolute custom range (from/to in the hash) so the numbers cannot drift while the
-test compares them. Screenshots go to $LUMEN_UI_SCREENSHOTS (default target/ui-screenshots); the main ones
-are copied to ui/screenshots/ for the README.
+test compares them. Screenshots go to $LUMEN_UI_SCREENSHOTS (default target/ui-screenshots); with
+LUMEN_UI_UPDATE_SCREENSHOTS=1 the main ones are also copied to ui/screenshots/ for the README (off by default,
+so a test run leaves the git tree clean). Every page fails its test on any uncaught JavaScript error.
 """
 
 import json
@@ -37,6 +38,7 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("LUMEN_UI_SCREENSHOTS", ROOT / "target" / "ui-screenshots"))
 README_SHOTS = {"overview", "explore", "trace-detail", "service-map", "dashboard-default"}
+UPDATE_README_SHOTS = os.environ.get("LUMEN_UI_UPDATE_SCREENSHOTS") == "1"
 N_SPANS = int(os.environ.get("LUMEN_UI_SPANS", "8000"))
 WAIT_MS = 30_000
 
@@ -57,6 +59,23 @@ def ui_base(server):
     return _proxies[server.port][1]
 
 
+def stop_proxy(server):
+    entry = _proxies.pop(server.port, None)
+    if entry:
+        entry[0].shutdown()
+        entry[0].server_close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shut_down_proxies():
+    """Proxies made for per-test servers are stopped when the module is done."""
+    yield
+    for port in list(_proxies):
+        proxy = _proxies.pop(port)[0]
+        proxy.shutdown()
+        proxy.server_close()
+
+
 def iso(dt):
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -67,14 +86,17 @@ def seeded(tmp_path_factory):
     """One server with N_SPANS generated spans ending a minute ago, and an absolute window around them."""
     assert BENCH_BIN.exists(), f"{BENCH_BIN} is missing: run cargo build --workspace first"
     tmp = tmp_path_factory.mktemp("ui")
-    server = LumenServer(tmp / "data", args=["--capture", "full"], log_dir=tmp).start()
-    now = datetime.now(timezone.utc)
-    lines = generate_spans(tmp / "spans.ndjson", N_SPANS, seed=7)
-    ingest_lines(server.url, lines)
-    window = {"from": iso(now - timedelta(hours=26)), "to": iso(now + timedelta(minutes=30))}
-    server.window = window
-    yield server
-    server.kill()
+    server = LumenServer(tmp / "data", args=["--capture", "full"], log_dir=tmp)
+    try:
+        server.start()
+        now = datetime.now(timezone.utc)
+        lines = generate_spans(tmp / "spans.ndjson", N_SPANS, seed=7)
+        ingest_lines(server.url, lines)
+        server.window = {"from": iso(now - timedelta(hours=26)), "to": iso(now + timedelta(minutes=30))}
+        yield server
+    finally:
+        stop_proxy(server)
+        server.kill()
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +113,28 @@ def browser_context(tmp_path_factory):
     shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.fixture
-def page(browser_context):
+def new_page(browser_context):
+    """A page that records uncaught JavaScript errors (`pg.js_errors`) and accepts dialogs."""
     pg = browser_context.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.js_errors = errors
     pg.on("dialog", lambda d: d.accept())
+    return pg
+
+
+def close_page(pg):
+    """Close `pg` and fail on any JavaScript error it saw."""
+    if not pg.is_closed():
+        pg.close()
+    assert not pg.js_errors, f"JavaScript errors on the page: {pg.js_errors}"
+
+
+@pytest.fixture
+def page(browser_context):
+    pg = new_page(browser_context)
     yield pg
-    pg.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    close_page(pg)
 
 
 def hash_url(server, route, **params):
@@ -123,7 +157,7 @@ def shot(pg, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     pg.screenshot(path=str(path), full_page=True)
-    if name in README_SHOTS:
+    if UPDATE_README_SHOTS and name in README_SHOTS:
         (UI_DIR / "screenshots").mkdir(parents=True, exist_ok=True)
         shutil.copy(path, UI_DIR / "screenshots" / f"{name}.png")
 
@@ -153,6 +187,12 @@ def test_shell_serves_index_and_assets(seeded):
     for asset in ["/ui/style.css", "/ui/js/app.js", "/ui/js/charts.js", "/ui/js/pages/traces.js"]:
         a = requests.get(base + asset, timeout=10)
         assert a.status_code == 200, asset
+    # the server itself (not the dev proxy) forbids framing of every UI file
+    for path in ["/", "/ui/index.html"]:
+        r = requests.get(seeded.url + path, timeout=10)
+        assert r.status_code == 200, path
+        csp = r.headers.get("content-security-policy", "")
+        assert "frame-ancestors 'none'" in csp, f"{path}: Content-Security-Policy {csp!r}"
     js = requests.get(base + "/ui/js/app.js", timeout=10)
     assert "javascript" in js.headers.get("content-type", ""), js.headers.get("content-type")
     # nothing from the internet: no absolute http(s) URLs in markup, styles or scripts that the browser would load
@@ -223,6 +263,8 @@ def test_filters_time_range_and_links(seeded, page):
     page.click("[data-testid=custom-apply]")
     page.wait_for_function("() => location.hash.includes('from=2020-01-0') && location.hash.includes('to=2020-01-0')")
     page.click("[data-testid=nav-overview]")
+    page.wait_for_function("() => location.hash.startsWith('#/?') || location.hash.startsWith('#/&')")
+    assert "refresh=30s" in page.url  # auto-refresh travels with links like the range and filters
     page.wait_for_selector("[data-testid=tile-calls][data-value='0']")
     page.wait_for_selector("[data-testid=empty-state]")
 
@@ -298,7 +340,7 @@ def test_sla_matches_api(seeded, page):
             assert int(table.get_attribute("data-rows")) == len(rows), key
             top = max(rows, key=lambda r: r["share_of_breaches"])
             v = top["value"]
-            shown = "—" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+            shown = "(none)" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
             assert shown in table.locator("tbody tr").first.inner_text(), key
     # long breakdowns show their busiest rows first and the rest on demand
     big = max(sla["breakdown"], key=lambda k: len(sla["breakdown"][k] or []))
@@ -344,20 +386,32 @@ def test_traces_list_tabs_search_and_more(seeded, page):
     page.wait_for_function("id => { const r = document.querySelectorAll('[data-testid=trace-row]'); return r.length >= 1 && r[0].dataset.spanId === id; }", arg=target["span_id"])
     found = api(seeded, "/v1/spans", sort="newest", search=target["span_id"], limit="50")["spans"]
     assert page.locator("[data-testid=trace-row]").count() == len(found)
-    # free text from a prompt finds calls too
-    word = "kubernetes"
+    # free text from a prompt finds calls too: a word of a seeded prompt finds the span it came from
+    target, word = _span_and_prompt_word(seeded)
     hits = api(seeded, "/v1/spans", sort="newest", search=word, limit="50")["spans"]
+    assert target["span_id"] in [h["span_id"] for h in hits], f"the API search for {word!r} misses {target['span_id']}"
     page.fill("[data-testid=traces-search]", word)
     page.press("[data-testid=traces-search]", "Enter")
-    if hits:
-        page.wait_for_function("id => document.querySelector('[data-testid=trace-row]')?.dataset.spanId === id", arg=hits[0]["span_id"])
-    else:
-        page.wait_for_selector("[data-testid=traces-table] .empty-cell")
+    page.wait_for_function("id => document.querySelector('[data-testid=trace-row]')?.dataset.spanId === id", arg=hits[0]["span_id"])
+    page.wait_for_selector(f"[data-testid=trace-row][data-span-id='{target['span_id']}']")
+    assert page.locator("[data-testid=trace-row]").count() == len(hits)
     no_errors_shown(page)
 
 
-def _first_text(messages_json):
-    msgs = json.loads(messages_json)
+def _span_and_prompt_word(server):
+    """One of the newest spans with a text prompt, and a plain word (letters only) from that prompt."""
+    for s in api(server, "/v1/spans", sort="newest", limit="20")["spans"]:
+        full = requests.get(f"{server.url}/v1/spans/{s['span_id']}", timeout=30).json()
+        full = full.get("span", full)
+        text = _first_text(full["input_messages"]) if full.get("input_messages") else None
+        words = sorted({w for w in re.findall(r"[A-Za-z]{6,}", text or "")}, key=len, reverse=True)
+        if words:
+            return full, words[0]
+    pytest.fail("no span with a text prompt among the newest")
+
+
+def _first_text(messages):
+    msgs = json.loads(messages) if isinstance(messages, str) else messages
     for m in msgs:
         for p in m.get("parts", []):
             if p.get("type") == "text" and p.get("content"):
@@ -461,6 +515,114 @@ def test_api_errors_are_shown(seeded, page):
     page.goto(hash_url(seeded, "/traces/no-such-trace-0000"))
     page.wait_for_selector("[data-testid=error-banner]")
     assert "404" in page.locator("[data-testid=error-banner]").inner_text()
+    # a malformed %-escape in the hash is taken as raw text, not a blank page (nor a JS error)
+    page.goto(ui_base(seeded) + "/#/traces/bad%E0%A4%A")
+    page.wait_for_selector("[data-testid=error-banner]")
+    assert re.search(r"HTTP 4\d\d", page.locator("[data-testid=error-banner]").inner_text())  # the id is refused, not the page
+    assert page.locator("[data-testid=nav-traces].active").count() == 1
+
+
+def test_leaving_a_page_cancels_its_requests(seeded, page):
+    """Requests of a page the user left are aborted (one AbortController per render) and show no error."""
+    held, failed = [], []
+    page.on("requestfailed", lambda r: failed.append(r.url) if "/v1/explore/" in r.url else None)
+    page.route(lambda url: "/v1/explore/" in url, lambda route: held.append(route))
+    page.goto(hash_url(seeded, "/"))
+    wait_for(lambda: len(held) >= 2 or page.wait_for_timeout(100), timeout=20, what="the overview's explore requests")
+    page.unroute(lambda url: "/v1/explore/" in url)
+    page.click("[data-testid=nav-traces]")
+    page.wait_for_selector("[data-testid=trace-row]")
+    wait_for(lambda: len(failed) >= 2 or page.wait_for_timeout(100), timeout=20, what="the overview's requests to be aborted")
+    for route in held:  # answer whatever is still pending: nothing may reach the traces page
+        try:
+            route.continue_()
+        except Exception:  # noqa: BLE001 - the browser already cancelled it
+            pass
+    page.wait_for_timeout(300)
+    no_errors_shown(page)
+    assert page.locator("[data-testid=tile-calls]").count() == 0
+
+
+def test_busy_429_is_retried(seeded, page):
+    """A 429 (query slots busy, Retry-After: 1) on an explore call is retried: the page shows the real number."""
+    seen, busy = [], []
+
+    def handle(route):
+        seen.append(route.request.url)
+        if not busy:
+            busy.append(route.request.url)
+            route.fulfill(status=429, headers={"Retry-After": "1", "Content-Type": "application/json"},
+                          body=json.dumps({"error": "all query slots are busy, retry shortly"}))
+        else:
+            route.continue_()
+
+    page.route(lambda url: "/v1/explore/timeseries" in url, handle)
+    page.goto(hash_url(seeded, "/"))
+    total = api(seeded, "/v1/explore/timeseries")["total"]
+    page.wait_for_selector(f"[data-testid=tile-calls][data-value='{total['calls']}']")
+    settle(page)
+    no_errors_shown(page)
+    assert len(busy) == 1, "the 429 was never served"
+    assert seen.count(busy[0]) >= 2, f"the busy request was not retried: {seen}"
+
+
+# ----------------------------------------------------------------------------------------------- hostile content
+XSS_IMG = '<img src=x onerror="window.__xss=1">'
+XSS_SCRIPT = '"><script>window.__xss=2</script>'
+
+
+def test_hostile_content_is_shown_as_text(lumen, page):
+    """Span fields that look like markup are text everywhere: no element is injected, no script runs."""
+    server = lumen(args=["--capture", "full"])
+    now = time.time_ns()
+    tid = "uixsstrace000000000000000000000a"
+    common = {"trace_id": tid, "provider": "openai", "operation": "chat", "input_tokens": 10, "output_tokens": 5}
+    spans = [
+        {**common, "span_id": "uixss-a", "start_time": now - 20_000_000_000, "duration_ms": 3000.0, "http_status": 200,
+         "request_model": "gpt-" + XSS_IMG, "response_model": "gpt-" + XSS_SCRIPT, "service_name": "svc" + XSS_SCRIPT,
+         "server_address": "api" + XSS_IMG,
+         "system_instructions": [{"type": "text", "content": "sys " + XSS_SCRIPT}],
+         "input_messages": [{"role": "user", "parts": [{"type": "text", "content": "hi " + XSS_IMG}]}],
+         "output_messages": [{"role": "assistant", "finish_reason": "tool_calls", "parts": [
+             {"type": "text", "content": "out " + XSS_SCRIPT},
+             {"type": "tool_call", "id": "call_x", "name": "tool" + XSS_IMG, "arguments": {XSS_IMG: XSS_SCRIPT}}]}],
+         "attributes": {XSS_IMG: XSS_SCRIPT, "note" + XSS_SCRIPT: XSS_IMG}},
+        {**common, "span_id": "uixss-b", "parent_span_id": "uixss-a", "start_time": now - 15_000_000_000, "duration_ms": 200.0,
+         "http_status": 500, "request_model": "m" + XSS_SCRIPT, "service_name": "svc" + XSS_IMG,
+         "error_type": "err" + XSS_IMG, "error_message": "boom " + XSS_IMG + XSS_SCRIPT,
+         "input_messages": [{"role": "user", "parts": [{"type": "text", "content": XSS_SCRIPT}]},
+                            {"role": "assistant", "parts": [{"type": "tool_call", "id": "c2", "name": XSS_SCRIPT, "arguments": XSS_IMG}]},
+                            {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c2", "response": XSS_IMG}]}],
+         "attributes": {"k": XSS_IMG}},
+    ]
+    ingest_lines(server.url, [json.dumps(x) for x in spans])
+    base = ui_base(server)
+    pages = [("/", ["tile-calls"]), ("/models", ["model-row"]), ("/traces", ["trace-row"]),
+             (f"/traces/{tid}?span=uixss-a", ["trace-detail", "conversation"]), (f"/traces/{tid}?span=uixss-b", ["span-error"]),
+             ("/map?edges=all", ["map-edge"]), ("/sla?threshold_ms=1000", ["sla-over"]),
+             ("/explore?by=model", ["group-row"]), ("/explore?by=service&chart=bar", ["group-row"])]
+    for route, hooks in pages:
+        page.goto(f"{base}/#{route}")
+        for hook in hooks:
+            page.wait_for_selector(f"[data-testid={hook}]")
+        settle(page)
+        no_errors_shown(page)
+        found = page.evaluate("""() => ({
+            img: document.querySelectorAll('img[src="x"]').length,
+            onerror: document.querySelectorAll('[onerror]').length,
+            script: [...document.querySelectorAll('script')].filter((s) => s.textContent.includes('__xss')).length,
+            xss: typeof window.__xss })""")
+        assert found == {"img": 0, "onerror": 0, "script": 0, "xss": "undefined"}, (route, found)
+        # ...and the hostile strings are there, as text
+        assert "<img src=x" in page.inner_text("#page") or "<script>" in page.inner_text("#page") \
+            or route.startswith("/map"), route
+    # the hostile values as filters (chips) are text too
+    page.goto(hash_url(server, "/traces", model="gpt-" + XSS_IMG, service="svc" + XSS_SCRIPT))
+    page.wait_for_selector("[data-testid=filter-chip-model]")
+    assert XSS_IMG in page.locator("[data-testid=filter-chip-model]").inner_text()
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.locator("img[src=x]").count() == 0
+    shot(page, "hostile-content")
 
 
 # ----------------------------------------------------------------------------------------------- service map
@@ -505,8 +667,7 @@ def test_default_dashboard_renders_every_panel(seeded, page):
 def test_dashboard_made_in_ui_survives_restart(lumen, tmp_path, browser_context):
     server = lumen(args=["--capture", "full"])
     ingest_lines(server.url, generate_spans(tmp_path / "spans.ndjson", 500, seed=3))
-    pg = browser_context.new_page()
-    pg.on("dialog", lambda d: d.accept())
+    pg = new_page(browser_context)
     try:
         pg.goto(ui_base(server) + "/#/dashboards")
         pg.click("[data-testid=dash-new]")
@@ -559,15 +720,14 @@ def test_dashboard_made_in_ui_survives_restart(lumen, tmp_path, browser_context)
         pg.wait_for_function("() => location.hash.startsWith('#/dashboards') && !location.hash.includes('" + dash_id + "')")
         assert requests.get(f"{server.url}/v1/dashboards/{dash_id}", timeout=10).status_code == 404
     finally:
-        pg.close()
+        close_page(pg)
 
 
 # ----------------------------------------------------------------------------------------------- alerts
 def test_alert_made_in_ui_fires_and_resolves(lumen, tmp_path, browser_context):
     server = lumen(args=["--capture", "full"])
     receiver = WebhookReceiver()
-    pg = browser_context.new_page()
-    pg.on("dialog", lambda d: d.accept())
+    pg = new_page(browser_context)
     try:
         pg.goto(ui_base(server) + "/#/alerts")
         pg.click("[data-testid=alert-new]")
@@ -576,6 +736,13 @@ def test_alert_made_in_ui_fires_and_resolves(lumen, tmp_path, browser_context):
         pg.click("[data-testid=alert-blank]")
         pg.wait_for_selector("[data-testid=alert-form]")
         pg.fill("[data-testid=alert-name-input]", "probe calls")
+        # a rate threshold is typed as a percentage: over 100 % is refused before anything is sent
+        pg.select_option("[data-testid=alert-metric]", "error_rate")
+        assert pg.locator("[data-testid=alert-threshold]").input_value() == "5"  # the blank rule's 0.05
+        pg.fill("[data-testid=alert-threshold]", "150")
+        pg.click("[data-testid=alert-save]")
+        pg.wait_for_selector("[data-testid=alert-threshold-error]:not([hidden])")
+        assert requests.get(f"{server.url}/v1/alerts", timeout=10).json()["rules"] == []
         pg.select_option("[data-testid=alert-metric]", "calls")
         pg.fill("[data-testid=alert-filter-service]", "ui-alert-probe")
         pg.select_option("[data-testid=alert-op]", ">")
@@ -604,8 +771,12 @@ def test_alert_made_in_ui_fires_and_resolves(lumen, tmp_path, browser_context):
         ingest_lines(server.url, probe)
 
         def state():
+            # Evaluate, then wait until the page shows that evaluation (last_evaluated moved) before reading the badge.
+            before = pg.locator("[data-testid=alert-last-evaluated]").get_attribute("data-value")
             pg.click("[data-testid=alert-evaluate]")
-            pg.wait_for_selector("[data-testid=alert-detail] .detail-head [data-testid=alert-state]")
+            pg.wait_for_function(
+                "b => { const t = document.querySelector('[data-testid=alert-last-evaluated]'); return t && t.dataset.value !== b; }",
+                arg=before)
             return pg.locator("[data-testid=alert-detail] .detail-head [data-testid=alert-state]").get_attribute("data-state")
 
         wait_for(lambda: state() == "firing", timeout=60, interval=1, what="the alert to fire")
@@ -633,17 +804,25 @@ def test_alert_made_in_ui_fires_and_resolves(lumen, tmp_path, browser_context):
         wait_for(lambda: requests.get(f"{server.url}/v1/alerts/{rule_id}", timeout=10).json()["enabled"] is False, timeout=20, what="rule disabled")
         shot(pg, "alerts")
     finally:
-        pg.close()
         receiver.stop()
+        close_page(pg)
 
 
 # ----------------------------------------------------------------------------------------------- auth
 def test_token_prompt_on_401(lumen, browser_context):
     server = lumen(args=["--query-token", "ui-secret-token", "--ingest-token", "ui-ingest-token"])
-    pg = browser_context.new_page()
+    pg = new_page(browser_context)
     try:
         pg.goto(ui_base(server) + "/#/traces")
         pg.wait_for_selector("[data-testid=token-input]")
+        # a refresh brings more 401s: the prompt stays as it is, with what the user has typed so far
+        pg.fill("[data-testid=token-input]", "ui-secret")
+        pg.evaluate("() => { window.__promptNode = document.querySelector('[data-testid=token-input]'); }")
+        pg.click("[data-testid=refresh-now]")
+        pg.wait_for_selector("[data-testid=error-banner]")
+        pg.wait_for_timeout(300)
+        assert pg.evaluate("() => document.querySelector('[data-testid=token-input]') === window.__promptNode")
+        assert pg.input_value("[data-testid=token-input]") == "ui-secret"
         pg.fill("[data-testid=token-input]", "ui-secret-token")
         pg.click("[data-testid=token-save]")
         pg.wait_for_selector("[data-testid=traces-table]")
@@ -651,4 +830,4 @@ def test_token_prompt_on_401(lumen, browser_context):
         assert pg.evaluate("localStorage.getItem('lumen.token')") == "ui-secret-token"
     finally:
         pg.evaluate("localStorage.removeItem('lumen.token')")
-        pg.close()
+        close_page(pg)

@@ -2,11 +2,12 @@
  * app.js — the shell: left navigation, the top bar (time range picker, filter chips, auto-refresh), the bearer
  * token prompt, and the hash router that hands `#/<page>/...` to the page modules. Each page module exports
  * `render(root, ctx)`; ctx carries the route segments and params. A new route or refresh bumps `generation`
- * so answers arriving for a page the user already left are dropped.
+ * and aborts the previous generation's AbortController, so its pending requests are cancelled and answers
+ * for a page the user already left are dropped.
  */
 import { h, clear, select } from './dom.js';
 import { RANGES, FILTER_KEYS, current, rangeKey, setParams, link, ui } from './state.js';
-import { getToken, setToken } from './api.js';
+import { getToken, setToken, setRenderSignal, isAbort } from './api.js';
 import { dimensionValues } from './data.js';
 import { errorBox } from './charts.js';
 import * as overview from './pages/overview.js';
@@ -32,6 +33,7 @@ const PAGES = [
 const REFRESH = [['', 'Auto-refresh off'], ['30s', 'Every 30s'], ['1m', 'Every 1m']];
 let generation = 0;
 let refreshTimer = null;
+let controller = null; // the current generation's AbortController
 
 function pageFor(segments) {
   return PAGES.find((p) => p.id === (segments[0] || '')) || null;
@@ -118,7 +120,7 @@ function openFilterPopover(anchor) {
       const dims = await dimensionValues();
       for (const d of (dims[dim] || []).slice(0, 200)) list.append(h('option', { value: d.value }, `${d.calls} calls`));
       hint.textContent = (dims[dim] || []).length ? '' : 'no values in this range';
-    } catch (e) { hint.textContent = e.message; }
+    } catch (e) { if (!isAbort(e)) hint.textContent = e.message; }
   };
   dimSel.addEventListener('change', fill);
   const apply = () => { if (valIn.value.trim()) { pop.remove(); setParams({ [dimSel.value]: valIn.value.trim() }); } };
@@ -136,11 +138,17 @@ function openFilterPopover(anchor) {
   valIn.focus();
 }
 
-function showAuth() {
-  const box = clear(document.getElementById('auth'));
+function showAuth(ev) {
+  // A 401 for a request sent with an older token (answered after the user saved a new one) is stale.
+  if (ev && ev.detail && ev.detail.token !== undefined && ev.detail.token !== getToken()) return;
+  const box = document.getElementById('auth');
+  // Already asking: keep what the user is typing (a refresh can bring more 401s).
+  if (!box.hidden && box.querySelector('[data-testid=token-input]')) return;
+  clear(box);
   box.hidden = false;
   const input = h('input', { type: 'password', placeholder: 'paste the bearer token', value: getToken(), 'data-testid': 'token-input', autocomplete: 'off' });
-  const save = () => { setToken(input.value.trim()); box.hidden = true; route(true); };
+  // A full re-render (not a refresh): runs even while the previous render is still waiting, and aborts it.
+  const save = () => { setToken(input.value.trim()); clear(box); box.hidden = true; route(); };
   input.addEventListener('keydown', (e) => { if (e.key === 'Enter') save(); });
   box.append(h('div', { class: 'auth-box', 'data-testid': 'auth-box' },
     h('div', {}, h('strong', {}, 'This server needs a token. '), h('span', { class: 'muted' }, 'It is kept in this browser (localStorage) and sent as Authorization: Bearer on every API call.')),
@@ -163,6 +171,9 @@ export function route(refresh = false) {
   const { segments, params } = current();
   const page = pageFor(segments);
   const gen = ++generation;
+  if (controller) controller.abort();
+  controller = new AbortController();
+  setRenderSignal(controller.signal);
   renderNav(segments);
   renderTopbar();
   const key = location.hash;
@@ -175,7 +186,7 @@ export function route(refresh = false) {
   }
   document.title = page.label + ' · Lumen';
   const ctx = {
-    segments, params, refresh,
+    segments, params, refresh, signal: controller.signal,
     isCurrent: () => gen === generation,
   };
   if (!refresh) { clear(root); window.scrollTo(0, 0); } else {

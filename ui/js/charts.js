@@ -7,9 +7,25 @@
  */
 import { h, s, clear } from './dom.js';
 import { fmtNum, fmtTime } from './format.js';
+import { isAbort } from './api.js';
 
 export const PALETTE = ['#3e6fd8', '#e8833a', '#2ea37a', '#c94f7c', '#8a63d2', '#2aa5c0', '#b8a22a', '#6b7687', '#d9534f', '#5c9e3f'];
 export const colorAt = (i) => PALETTE[i % PALETTE.length];
+
+/**
+ * Largest / smallest of `arr` (optionally of `f(item)`), `init` when empty. A loop, never Math.max(...arr):
+ * spreading ~100k values overflows the call stack (RangeError).
+ */
+export function maxOf(arr, f = (v) => v, init = -Infinity) {
+  let m = init;
+  for (const x of arr) { const v = f(x); if (v > m) m = v; }
+  return m;
+}
+export function minOf(arr, f = (v) => v, init = Infinity) {
+  let m = init;
+  for (const x of arr) { const v = f(x); if (v < m) m = v; }
+  return m;
+}
 
 /** Calls `draw(width)` now and whenever the element's width changes. */
 function responsive(el, draw) {
@@ -77,7 +93,8 @@ export function lineChart(series, opts = {}) {
   const legend = h('div', { class: 'chart-legend' });
   wrap.append(plot, tip);
   if (data.length > 1 || opts.legend) wrap.append(legend);
-  const allT = data.flatMap((d) => d.points.map((p) => p.t));
+  const allT = [];
+  for (const d of data) for (const p of d.points) allT.push(p.t);
   if (!allT.length || data.every((d) => d.points.every((p) => p.v === null))) {
     plot.append(h('div', { class: 'chart-empty' }, 'No data in this range'));
   }
@@ -85,16 +102,17 @@ export function lineChart(series, opts = {}) {
   const draw = (width) => {
     clear(plot);
     const visible = data.filter((d) => !hidden.has(d.name));
-    const vals = visible.flatMap((d) => d.points.map((p) => p.v)).filter((v) => v !== null && Number.isFinite(v));
+    let vMax = -Infinity;
+    for (const d of visible) for (const p of d.points) if (p.v !== null && Number.isFinite(p.v) && p.v > vMax) vMax = p.v;
     if (!allT.length) { plot.append(h('div', { class: 'chart-empty' }, 'No data in this range')); return; }
-    const t0 = opts.xDomain ? +new Date(opts.xDomain[0]) : Math.min(...allT);
-    const t1 = opts.xDomain ? +new Date(opts.xDomain[1]) : Math.max(...allT);
+    const t0 = opts.xDomain ? +new Date(opts.xDomain[0]) : minOf(allT);
+    const t1 = opts.xDomain ? +new Date(opts.xDomain[1]) : maxOf(allT);
     const marks = opts.markers || []; // horizontal reference lines, e.g. an alert threshold
-    const yMax0 = Math.max(vals.length ? Math.max(...vals) : 0, ...marks.map((mk) => mk.y)) || 1;
+    const yMax0 = maxOf(marks, (mk) => mk.y, vMax === -Infinity ? 0 : vMax) || 1;
     const yMin = opts.yMin ?? 0;
     const yt = niceTicks(yMin, yMax0 > yMin ? yMax0 : yMin + 1, 4);
     const yMax = yt[yt.length - 1];
-    const labelW = Math.max(...yt.map((v) => format(v).length)) * 6.2 + 10;
+    const labelW = maxOf(yt, (v) => format(v).length, 0) * 6.2 + 10;
     const m = { l: labelW, r: 10, t: 8, b: 22 };
     const iw = width - m.l - m.r, ih = height - m.t - m.b;
     const x = (t) => m.l + (t1 === t0 ? iw / 2 : ((t - t0) / (t1 - t0)) * iw);
@@ -195,10 +213,10 @@ export function barChart(items, opts = {}) {
   const height = items.length * rowH + 4;
   const plot = h('div', { class: 'chart-plot', style: { height: height + 'px' } });
   wrap.append(plot);
-  const max = opts.max ?? Math.max(...items.map((i) => i.value || 0), 0);
+  const max = opts.max ?? maxOf(items, (i) => i.value || 0, 0);
   responsive(plot, (width) => {
     clear(plot);
-    const labelW = Math.min(Math.max(...items.map((i) => String(i.label).length)) * 6.4 + 12, width * 0.4);
+    const labelW = Math.min(maxOf(items, (i) => String(i.label).length, 0) * 6.4 + 12, width * 0.4);
     const valW = 70;
     const iw = Math.max(width - labelW - valW, 10);
     const svg = s('svg', { width, height, class: 'chart-svg' });
@@ -224,8 +242,8 @@ function truncate(str, n) {
 }
 
 /**
- * Histogram of bucketed counts. boundaries [b0..bk]; each group has counts [k+2]: counts[i] are values in
- * (b[i-1], b[i]], the last one values > bk. Several groups are stacked.
+ * Histogram of bucketed counts. k boundaries [b0..b(k-1)]; each group has k+1 counts: counts[i] are the
+ * values in (b[i-1], b[i]] (counts[0]: ≤ b0), counts[k] the values > b(k-1). Several groups are stacked.
  */
 export function histogram(boundaries, groups, opts = {}) {
   const format = opts.format || fmtNum;
@@ -245,11 +263,11 @@ export function histogram(boundaries, groups, opts = {}) {
   const idx = []; for (let i = lo; i <= hi; i++) idx.push(i);
   if (groups.length > 1) {
     wrap.append(h('div', { class: 'chart-legend' }, groups.map((g, i) =>
-      h('span', { class: 'legend-item static' }, h('span', { class: 'swatch', style: { background: colorAt(i) } }), g.group ?? 'all'))));
+      h('span', { class: 'legend-item static' }, h('span', { class: 'swatch', style: { background: colorAt(i) } }), g.group ?? '(none)'))));
   }
   responsive(plot, (width) => {
     clear(plot);
-    const yt = niceTicks(0, Math.max(...idx.map((i) => totals[i]), 1), 4);
+    const yt = niceTicks(0, maxOf(idx, (i) => totals[i], 1), 4);
     const yMax = yt[yt.length - 1];
     const m = { l: 44, r: 8, t: 8, b: 34 };
     const iw = width - m.l - m.r, ih = height - m.t - m.b;
@@ -275,7 +293,7 @@ export function histogram(boundaries, groups, opts = {}) {
         clear(tip);
         tip.append(h('div', { class: 'tip-time' }, labels[bi]));
         groups.forEach((g, gi) => tip.append(h('div', { class: 'tip-row' }, h('span', { class: 'swatch', style: { background: colorAt(gi) } }),
-          h('span', { class: 'tip-name' }, g.group ?? 'calls'), h('span', { class: 'tip-val' }, fmtNum(g.counts[bi] || 0)))));
+          h('span', { class: 'tip-name' }, g.group ?? (groups.length > 1 ? '(none)' : 'calls')), h('span', { class: 'tip-val' }, fmtNum(g.counts[bi] || 0)))));
         tip.hidden = false;
         tip.style.left = Math.min(x0 + bw + 8, width - 180) + 'px';
         tip.style.top = m.t + 'px';
@@ -371,6 +389,8 @@ export function emptyState(text, sub) {
 }
 
 export function errorBox(err) {
+  // A cancelled request (new route / refresh) is not an error: show nothing.
+  if (isAbort(err)) return h('span', { hidden: true, class: 'aborted' });
   const status = err && err.status ? `HTTP ${err.status}` : 'Error';
   return h('div', { class: 'error-box', 'data-testid': 'error-banner', role: 'alert' },
     h('strong', {}, status), ' ', h('span', { class: 'error-text' }, String((err && err.body && err.body.error) || (err && err.message) || err)));
@@ -396,6 +416,7 @@ export async function fillAsync(el, promise, render) {
     const node = render(data);
     clear(el).append(node);
   } catch (e) {
+    if (isAbort(e)) return; // the render was cancelled: its element is gone or about to be replaced
     clear(el).append(errorBox(e));
     if (!(e && e.status)) console.error(e);
   }

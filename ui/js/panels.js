@@ -6,7 +6,7 @@
 import { h, clear } from './dom.js';
 import { lineChart, barChart, histogram, dataTable, statTile, errorBox, loading, emptyState, colorAt } from './charts.js';
 import { formatterFor, fieldLabel } from './format.js';
-import { api } from './api.js';
+import { api, isAbort } from './api.js';
 import { commonParams, absRange } from './state.js';
 import { bindSql } from './data.js';
 
@@ -39,19 +39,19 @@ export function flatten(g) {
 /** Rows the bar / table / stat charts work on: [{label, ...fields}] plus the default fields. */
 function rowsOf(endpoint, d, panel) {
   switch (endpoint) {
-    case 'latency': return { rows: d.groups.map((g) => ({ label: g.group ?? '—', ...flatten(g) })), def: ['p90_ms'] };
-    case 'tokens': return { rows: d.groups.map((g) => ({ label: g.group ?? '—', ...flatten(g) })), def: ['cost_usd'] };
-    case 'errors': return { rows: d.groups.map((g) => ({ label: g.group ?? '—', ...flatten(g) })), def: ['error_rate'] };
+    case 'latency': return { rows: d.groups.map((g) => ({ label: g.group ?? '(none)', ...flatten(g) })), def: ['p90_ms'] };
+    case 'tokens': return { rows: d.groups.map((g) => ({ label: g.group ?? '(none)', ...flatten(g) })), def: ['cost_usd'] };
+    case 'errors': return { rows: d.groups.map((g) => ({ label: g.group ?? '(none)', ...flatten(g) })), def: ['error_rate'] };
     case 'models': return { rows: d.models.map((m) => ({ label: m.request_model + (m.response_model && m.response_model !== m.request_model ? ' → ' + m.response_model : ''), ...m, services: (m.services || []).length })), def: ['calls'] };
     case 'services': return { rows: d.edges.map((e) => ({ label: `${e.source} → ${e.target}`, ...e })), def: ['calls'] };
     case 'sla': {
       const key = (panel.params && panel.params.breakdown) || 'model';
-      if (d.breakdown && d.breakdown[key]) return { rows: d.breakdown[key].map((r) => ({ label: String(r.value ?? '—'), ...r })), def: ['breach_rate'], total: d };
+      if (d.breakdown && d.breakdown[key]) return { rows: d.breakdown[key].map((r) => ({ label: String(r.value ?? '(none)'), ...r })), def: ['breach_rate'], total: d };
       return { rows: [], def: ['share'], total: d };
     }
     case 'timeseries': return {
       rows: d.series.map((se) => {
-        const r = { label: se.group ?? 'all', calls: se.calls };
+        const r = { label: se.group ?? (d.split ? '(none)' : 'all'), calls: se.calls };
         for (const p of se.points) for (const [k, v] of Object.entries(p)) if (ADDITIVE.test(k) && k !== 'calls' && typeof v === 'number') r[k] = (r[k] || 0) + v;
         return r;
       }), def: ['calls'], total: d.total };
@@ -63,13 +63,13 @@ function lineSeries(endpoint, d, fields) {
   if (endpoint === 'timeseries') {
     const split = d.series.length > 1 || (d.series[0] && d.series[0].group !== null);
     return d.series.flatMap((se) => fields.map((f) => ({
-      name: split ? (fields.length > 1 ? `${se.group ?? 'other'} · ${fieldLabel(f)}` : se.group ?? 'other') : fieldLabel(f),
+      name: split ? (fields.length > 1 ? `${se.group ?? '(none)'} · ${fieldLabel(f)}` : se.group ?? '(none)') : fieldLabel(f),
       points: se.points.map((p) => ({ t: p.t, v: p[f] ?? null })),
     })));
   }
   if (endpoint === 'latency' && d.groups.some((g) => g.series)) {
     return d.groups.flatMap((g) => fields.map((f) => ({
-      name: fields.length > 1 ? `${g.group} · ${fieldLabel(f)}` : g.group ?? 'all',
+      name: fields.length > 1 ? `${g.group ?? '(none)'} · ${fieldLabel(f)}` : g.group ?? '(none)',
       points: (g.series || []).map((p) => { const fl = flatten(p); return { t: p.t, v: fl[f] ?? null }; }),
     })));
   }
@@ -123,6 +123,9 @@ function renderExplore(panel, d, range) {
   return drawRows(chart === 'line' || chart === 'histogram' ? 'bar' : chart, rows, fields, total);
 }
 
+const SQL_TABLE_ROWS = 50; // SQL tables show the first rows only: a panel is a summary, not a result browser
+const SQL_CHART_POINTS = 2000; // and SQL charts draw at most this many points
+
 const TIME_NAMES = /^(t|ts|time|timestamp|minute|hour|day|bucket|start_time|window_start)$/i;
 
 function renderSql(panel, d) {
@@ -135,10 +138,16 @@ function renderSql(panel, d) {
   const numeric = cols.filter((c) => c !== timeCol && isNum(c)).map((c) => c.name);
   const fields = fieldsOf(panel, numeric).filter((f) => cols.some((c) => c.name === f));
   const chart = panel.chart || 'table';
-  const note = d.truncated ? h('div', { class: 'sql-result-note' }, 'Result truncated at the server row cap.') : null;
+  const notes = (...extra) => {
+    const parts = [...extra, d.truncated ? 'Result truncated at the server row cap.' : null].filter(Boolean);
+    return parts.length ? h('div', { class: 'sql-result-note', 'data-testid': 'sql-result-note' }, parts.join(' ')) : null;
+  };
+  // Charts: at most SQL_CHART_POINTS points in all (rows × fields), in result order.
+  const chartRows = rows.slice(0, Math.max(1, Math.floor(SQL_CHART_POINTS / Math.max(fields.length, 1))));
+  const chartNote = chartRows.length < rows.length ? `Charted the first ${chartRows.length} of ${rows.length} rows.` : null;
   if (chart === 'line' && timeCol && fields.length) {
     const groups = new Map();
-    for (const r of rows) {
+    for (const r of chartRows) {
       for (const f of fields) {
         const name = strCol ? (fields.length > 1 ? `${r[strCol.name]} · ${f}` : String(r[strCol.name])) : f;
         if (!groups.has(name)) groups.set(name, []);
@@ -146,21 +155,27 @@ function renderSql(panel, d) {
       }
     }
     const series = [...groups].map(([name, points]) => ({ name, points: points.sort((a, b) => new Date(a.t) - new Date(b.t)) }));
-    return h('div', {}, lineChart(series, { format: formatterFor(fields[0]), legend: series.length > 1 }), note);
+    return h('div', {}, lineChart(series, { format: formatterFor(fields[0]), legend: series.length > 1 }), notes(chartNote));
   }
   if (chart === 'table' || !fields.length) {
+    const shown = rows.slice(0, SQL_TABLE_ROWS);
+    const tableNote = shown.length < rows.length ? `Showing the first ${shown.length} of ${rows.length} rows.` : null;
     return h('div', {}, dataTable(cols.map((c) => ({
       key: c.name, label: c.name, align: isNum(c) ? 'right' : null,
       format: isNum(c) ? (v) => (typeof v === 'number' ? formatterFor(c.name)(v) : v ?? '—') : (v) => (v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v)),
-    })), rows, { testid: 'panel-table' }), note);
+    })), shown, { testid: 'panel-table' }), notes(tableNote));
   }
   const labelCol = strCol || timeCol;
-  const labeled = rows.map((r, i) => ({ label: labelCol ? String(r[labelCol.name]) : String(i + 1), ...r }));
-  return h('div', {}, drawRows(chart === 'line' || chart === 'histogram' ? 'bar' : chart, labeled, fields, chart === 'stat' ? rows[0] : null), note);
+  const labeled = chartRows.map((r, i) => ({ label: labelCol ? String(r[labelCol.name]) : String(i + 1), ...r }));
+  return h('div', {}, drawRows(chart === 'line' || chart === 'histogram' ? 'bar' : chart, labeled, fields, chart === 'stat' ? rows[0] : null),
+    chart === 'stat' ? notes() : notes(chartNote));
 }
 
 /** Run and draw `panel` into `el`. Returns a promise that settles when drawn. */
 export async function renderPanel(el, panel, isCurrent = () => true) {
+  // The editor re-runs a panel as it is edited: only the latest run may draw into `el`.
+  const run = (el.lumenPanelRun = (el.lumenPanelRun || 0) + 1);
+  const latest = () => isCurrent() && el.lumenPanelRun === run;
   clear(el).append(loading());
   const range = absRange();
   try {
@@ -172,12 +187,14 @@ export async function renderPanel(el, panel, isCurrent = () => true) {
     } else {
       const endpoint = panel.endpoint || 'timeseries';
       if (!ENDPOINTS.includes(endpoint)) throw new Error('unknown endpoint ' + endpoint);
-      // `breakdown` picks which SLA breakdown to chart; it is ours, not the API's.
-      const d = await api.get(endpointPath(endpoint), { ...commonParams(), ...(panel.params || {}), breakdown: undefined });
+      // `breakdown` picks which SLA breakdown to chart: a UI choice, never sent to the API.
+      const params = { ...(panel.params || {}) };
+      delete params.breakdown;
+      const d = await api.get(endpointPath(endpoint), { ...commonParams(), ...params });
       node = renderExplore(panel, d, range);
     }
-    if (isCurrent()) clear(el).append(node);
+    if (latest()) clear(el).append(node);
   } catch (e) {
-    if (isCurrent()) clear(el).append(errorBox(e));
+    if (latest() && !isAbort(e)) clear(el).append(errorBox(e));
   }
 }

@@ -13,13 +13,21 @@ export const DEFAULT_RANGE = '24h';
 /** Pages set `ui.busy` while a form is being edited so auto-refresh does not wipe it. */
 export const ui = { busy: false };
 export const FILTER_KEYS = ['provider', 'model', 'service', 'operation', 'status'];
-/** Keys that travel with every link: the time range and the filters. */
-export const GLOBAL_KEYS = ['range', 'from', 'to', ...FILTER_KEYS];
+/** Keys that travel with every link: the time range, the filters and auto-refresh. */
+export const GLOBAL_KEYS = ['range', 'from', 'to', ...FILTER_KEYS, 'refresh'];
+
+/** decodeURIComponent that keeps the raw text when the %-escape is malformed (a hand-edited hash). */
+function decodeSafe(text) {
+  try { return decodeURIComponent(text); } catch (e) {
+    if (e instanceof URIError) return text;
+    throw e;
+  }
+}
 
 export function parseHash(hash = location.hash) {
   const raw = hash.replace(/^#/, '') || '/';
   const [pathPart, query = ''] = raw.split('?');
-  const segments = pathPart.split('/').filter(Boolean).map(decodeURIComponent);
+  const segments = pathPart.split('/').filter(Boolean).map(decodeSafe);
   const params = Object.fromEntries(new URLSearchParams(query));
   return { segments, params };
 }

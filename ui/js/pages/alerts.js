@@ -15,6 +15,10 @@ export const ALERT_METRICS = [
   ['p99_ms', 'Latency P99'], ['ttft_p90_ms', 'TTFT P90'], ['calls', 'Calls'], ['errors', 'Errors'], ['cost_usd', 'Cost'],
 ];
 const OPS = ['>', '>=', '<', '<='];
+/** Metrics whose value is a fraction 0–1: the form shows and takes their threshold as a percentage. */
+const RATE_METRICS = ['error_rate', 'sla_breach_rate'];
+const isRateRule = (q) => !!q && q.kind !== 'sql' && RATE_METRICS.includes(q.metric);
+const toPct = (v) => (v === '' || v === null || v === undefined || Number.isNaN(Number(v)) ? '' : String(Number((Number(v) * 100).toPrecision(12))));
 
 export function render(root, ctx) {
   const id = ctx.segments[1];
@@ -160,7 +164,7 @@ function renderRule(root, ctx, id) {
         statTile('Current value', st.value, (v) => fmtValue(rule, v), { testid: 'alert-current-value', tone: st.state === 'firing' ? 'bad' : st.state === 'pending' ? 'warn' : null }),
         statTile('Threshold', rule.condition?.threshold, (v) => `${rule.condition?.op} ${fmtValue(rule, v)}`),
         statTile('State since', st.since, (v) => fmtAgo(v), { sub: fmtDateTime(st.since) }),
-        statTile('Last evaluated', st.last_evaluated, (v) => fmtAgo(v), { sub: st.last_evaluated ? fmtDateTime(st.last_evaluated) : 'not yet' })),
+        statTile('Last evaluated', st.last_evaluated, (v) => fmtAgo(v), { testid: 'alert-last-evaluated', sub: st.last_evaluated ? fmtDateTime(st.last_evaluated) : 'not yet' })),
       chartCard(rule),
       h('div', { class: 'grid' },
         card('Definition', h('dl', { class: 'kv' }, kv.flatMap(([k, v]) => [h('dt', {}, k), h('dd', { style: { whiteSpace: 'pre-wrap' } }, v ?? '—')]))),
@@ -223,6 +227,8 @@ function renderForm(root, ctx, id) {
       const f = (label, el, cls) => h('label', { class: ['field', cls] }, label, el);
       const kindSel = select([['metric', 'Metric'], ['sql', 'SQL (one number)']], r.query.kind, { 'data-testid': 'alert-kind' });
       kindSel.addEventListener('change', () => { r.query = kindSel.value === 'sql' ? { kind: 'sql', sql: r.query.sql || '' } : { kind: 'metric', metric: 'error_rate', filters: {} }; draw(); });
+      const rate = isRateRule(r.query);
+      const thresholdErr = h('div', { class: 'field-error', 'data-testid': 'alert-threshold-error', hidden: true });
       const metricSel = select(ALERT_METRICS, r.query.metric, { 'data-testid': 'alert-metric' });
       metricSel.addEventListener('change', () => { r.query.metric = metricSel.value; if (metricSel.value === 'sla_breach_rate' && !r.query.threshold_ms) r.query.threshold_ms = 1000; draw(); });
       const notify = h('div', { 'data-testid': 'alert-notify' }, r.notify.map((n, i) => {
@@ -234,6 +240,12 @@ function renderForm(root, ctx, id) {
       }), h('button', { class: 'btn small', 'data-testid': 'alert-notify-add', onClick: () => { r.notify.push({ url: '', format: 'generic' }); draw(); } }, '+ Webhook'));
       const saveBtn = h('button', { class: 'btn primary', 'data-testid': 'alert-save' }, id ? 'Save' : 'Create alert');
       saveBtn.addEventListener('click', async () => {
+        const t = Number(r.condition.threshold);
+        const bad = r.condition.threshold === '' || r.condition.threshold === null || !Number.isFinite(t) ? 'The threshold must be a number.'
+          : isRateRule(r.query) && (t < 0 || t > 1) ? 'A rate threshold is a percentage between 0 and 100 (e.g. 5 = 5 % of calls).' : '';
+        thresholdErr.textContent = bad;
+        thresholdErr.hidden = !bad;
+        if (bad) return;
         saveBtn.disabled = true;
         const payload = JSON.parse(JSON.stringify(r));
         for (const k of ['id', 'status', 'created_at', 'updated_at']) delete payload[k];
@@ -267,9 +279,16 @@ function renderForm(root, ctx, id) {
             q.kind === 'sql' ? f('SQL — must answer one number; $from / $to are the evaluation window', inp({ tag: 'textarea', rows: 4, 'data-testid': 'alert-sql' }, () => q.sql, (v) => { q.sql = v; }), 'full') : null,
             ...(q.kind === 'sql' ? [] : ['model', 'provider', 'service', 'operation'].map((k) =>
               f('Filter: ' + k, inp({ placeholder: 'any', 'data-testid': 'alert-filter-' + k }, () => q.filters[k], (v) => { q.filters[k] = v; })))),
-            f('Condition', h('div', { class: 'search-row' },
-              (() => { const s = select(OPS, r.condition.op, { 'data-testid': 'alert-op' }); s.addEventListener('change', () => { r.condition.op = s.value; }); return s; })(),
-              inp({ type: 'number', step: 'any', 'data-testid': 'alert-threshold', style: { width: '120px' } }, () => r.condition.threshold, (v) => { r.condition.threshold = v; }))),
+            f(rate ? 'Condition (threshold in % of calls)' : 'Condition', h('div', {},
+              h('div', { class: 'search-row' },
+                (() => { const s = select(OPS, r.condition.op, { 'data-testid': 'alert-op' }); s.addEventListener('change', () => { r.condition.op = s.value; }); return s; })(),
+                // Rates are fractions 0–1 in the API; the user types a percentage (5 → 0.05).
+                rate ? inp({ type: 'number', step: 'any', min: 0, max: 100, 'data-testid': 'alert-threshold', 'data-unit': 'percent', style: { width: '120px' } },
+                  () => toPct(r.condition.threshold), (v) => { r.condition.threshold = v === '' ? '' : Number(v) / 100; })
+                  : inp({ type: 'number', step: 'any', 'data-testid': 'alert-threshold', style: { width: '120px' } }, () => r.condition.threshold, (v) => { r.condition.threshold = v; }),
+                rate ? h('span', { class: 'muted' }, '%') : null),
+              rate ? h('div', { class: 'muted field-hint' }, '0–100 % of the calls in the window, e.g. 5 = 5 % (sent as 0.05).') : null,
+              thresholdErr)),
             f('Window', inp({ 'data-testid': 'alert-window', placeholder: '5m' }, () => r.window, (v) => { r.window = v; })),
             f('For (pending before firing)', inp({ 'data-testid': 'alert-for', placeholder: '1m' }, () => r.for, (v) => { r.for = v; })),
             f('Evaluate every', inp({ 'data-testid': 'alert-every', placeholder: '30s' }, () => r.every, (v) => { r.every = v; })),

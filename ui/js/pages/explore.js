@@ -65,7 +65,7 @@ export function render(root, ctx) {
   const range = absRange();
   const histReq = () => api.get('/v1/explore/histogram', { ...commonParams(), metric: hm, split: by, top });
   if (chart === 'line') {
-    fillAsync(main, timeseries({ split: by, top }), (ts) => lineChart(seriesFor(ts, metric, (se) => se.group ?? '(other)'),
+    fillAsync(main, timeseries({ split: by, top }), (ts) => lineChart(seriesFor(ts, metric, (se) => se.group ?? '(none)'),
       { format: fmt, xDomain: [ts.window?.from ?? range.from, ts.window?.to ?? range.to], height: 260, legend: true, testid: 'explore-line' }));
   } else if (chart === 'bar') {
     fillAsync(main, stats, (g) => barChart(g.rows.filter((r) => r[metric] !== null && r[metric] !== undefined)

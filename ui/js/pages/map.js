@@ -5,7 +5,7 @@
  * Clicking an edge opens Traces filtered to that workload and provider.
  */
 import { h, s, clear, select } from '../dom.js';
-import { card, errorBox, loading, emptyState, statTile } from '../charts.js';
+import { card, errorBox, loading, emptyState, statTile, maxOf } from '../charts.js';
 import { fmtNum, fmtPct, fmtMs, fmtInt } from '../format.js';
 import { api } from '../api.js';
 import { commonParams, navigate, setParams } from '../state.js';
@@ -71,7 +71,7 @@ function drawMap(nodes, edges) {
     y += hgt + GAP;
   }
   const leftH = y;
-  const maxCalls = Math.max(...edges.map((e) => e.calls));
+  const maxCalls = maxOf(edges, (e) => e.calls);
   const width = 1100;
   const xR = width - NODE_W;
   // Right nodes share the height in proportion to their incoming edges, with a floor.

@@ -53,7 +53,7 @@ export function render(root, ctx) {
 
   const p = { ...commonParams(), by: 'model' };
   fillAsync(latEl, api.get('/v1/explore/latency', p), (d) => dataTable([
-    { key: 'group', label: 'Model', render: (r) => h('span', { class: 'cell-main' }, r.group ?? '—') },
+    { key: 'group', label: 'Model', render: (r) => h('span', { class: 'cell-main' }, r.group ?? '(none)') },
     { key: 'calls', label: 'Calls', align: 'right', format: fmtInt },
     { key: 'p50', label: 'P50', align: 'right', format: fmtMs, sortValue: (r) => r.p50 },
     { key: 'p90', label: 'P90', align: 'right', format: fmtMs },
@@ -65,10 +65,10 @@ export function render(root, ctx) {
   const tok = api.get('/v1/explore/tokens', p);
   fillAsync(costEl, tok, (d) => barChart(
     d.groups.filter((g) => g.cost_usd !== null).sort((a, b) => b.cost_usd - a.cost_usd).slice(0, 15)
-      .map((g) => ({ label: g.group ?? '—', value: g.cost_usd, onClick: () => setParams({ model: g.group }) })),
+      .map((g) => ({ label: g.group ?? '(none)', value: g.cost_usd, onClick: g.group === null ? null : () => setParams({ model: g.group }) })),
     { format: fmtCost, testid: 'models-cost-bars', color: '#2ea37a' }));
   fillAsync(tokEl, tok, (d) => dataTable([
-    { key: 'group', label: 'Model', render: (r) => h('span', { class: 'cell-main' }, r.group ?? '—') },
+    { key: 'group', label: 'Model', render: (r) => h('span', { class: 'cell-main' }, r.group ?? '(none)') },
     { key: 'calls', label: 'Calls', align: 'right', format: fmtInt },
     { key: 'input', label: 'Input tokens', align: 'right', format: fmtTokens },
     { key: 'output', label: 'Output tokens', align: 'right', format: fmtTokens },

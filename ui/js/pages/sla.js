@@ -46,14 +46,14 @@ export function render(root, ctx) {
       const rows = (d.breakdown && d.breakdown[key]) || [];
       if (!rows.length) continue;
       grid.append(card('By ' + label.toLowerCase(), dataTable([
-        { key: 'value', label, render: (r) => h('span', { class: 'cell-main' }, r.value === null || r.value === undefined ? '—' : String(r.value)) },
+        { key: 'value', label, render: (r) => h('span', { class: 'cell-main' }, r.value === null || r.value === undefined ? '(none)' : String(r.value)) },
         { key: 'calls', label: 'Calls', align: 'right', format: fmtInt },
         { key: 'over', label: 'Over', align: 'right', format: fmtInt },
         { key: 'breach_rate', label: 'Breach rate', align: 'right', render: (r) => rateBar(r.breach_rate), sortValue: (r) => r.breach_rate },
         { key: 'share_of_breaches', label: 'Share of breaches', align: 'right', format: fmtPct },
       ], rows, {
         sort: { key: 'share_of_breaches', dir: 'desc' }, testid: 'sla-breakdown-' + key, rowTestid: 'sla-row', limit: 12,
-        onRowClick: filter ? (r) => setParams({ [filter]: r.value }) : null,
+        onRowClick: filter ? (r) => { if (r.value !== null && r.value !== undefined) setParams({ [filter]: r.value }); } : null,
       }), { testid: 'sla-card-' + key }));
     }
     body.append(grid, h('div', { style: { height: '14px' } }), card('Slowest calls', dataTable([

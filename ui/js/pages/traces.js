@@ -6,7 +6,7 @@
  * the conversation (OTel GenAI messages, parsed defensively), tool definitions and every attribute.
  */
 import { h, clear } from '../dom.js';
-import { dataTable, card, errorBox, loading, statTile, emptyState } from '../charts.js';
+import { dataTable, card, errorBox, loading, statTile, emptyState, minOf, maxOf } from '../charts.js';
 import { fmtInt, fmtMs, fmtTokens, fmtCost, fmtTime, fmtDateTime } from '../format.js';
 import { api } from '../api.js';
 import { commonParams, setParams, link, navigate, current } from '../state.js';
@@ -158,9 +158,9 @@ function flags(sp) {
 }
 
 function waterfall(spans, selected, onSelect) {
-  const t0 = Math.min(...spans.map((s) => +new Date(s.start_time)));
+  const t0 = minOf(spans, (s) => +new Date(s.start_time));
   const endOf = (s) => (s.end_time ? +new Date(s.end_time) : +new Date(s.start_time) + (s.duration_ms || 0));
-  const t1 = Math.max(...spans.map(endOf));
+  const t1 = maxOf(spans, endOf);
   const total = Math.max(t1 - t0, 1);
   const el = h('div', { class: 'waterfall', 'data-testid': 'waterfall' },
     h('div', { class: 'wf-axis' }, h('div', {}, 'span'), h('div', {}, h('span', {}, '0'), h('span', {}, fmtMs(total / 2)), h('span', {}, fmtMs(total))), h('div', { style: { textAlign: 'right' } }, 'duration')));
