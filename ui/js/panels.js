@@ -136,7 +136,9 @@ function renderSql(panel, d) {
   const timeCol = cols.find((c) => /timestamp|date/i.test(c.type || '') || TIME_NAMES.test(c.name));
   const strCol = cols.find((c) => c !== timeCol && !isNum(c));
   const numeric = cols.filter((c) => c !== timeCol && isNum(c)).map((c) => c.name);
-  const fields = fieldsOf(panel, numeric).filter((f) => cols.some((c) => c.name === f));
+  // Field(s) that name no column of this result (e.g. a new panel's default "calls"): chart every number.
+  let fields = fieldsOf(panel, numeric).filter((f) => cols.some((c) => c.name === f));
+  if (!fields.length) fields = numeric;
   const chart = panel.chart || 'table';
   const notes = (...extra) => {
     const parts = [...extra, d.truncated ? 'Result truncated at the server row cap.' : null].filter(Boolean);
