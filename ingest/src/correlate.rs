@@ -22,6 +22,10 @@
 //! `spans_all` shows both.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, ListArray, PrimitiveArray, RecordBatch, StringArray};
@@ -276,18 +280,23 @@ pub(crate) fn calls_of(batch: &RecordBatch) -> Vec<(usize, Call)> {
         .collect()
 }
 
-/// A (source, pid, model) bucket of calls ordered by start time.
-type ProcessKey = (String, u64, String);
+/// Keys of the lookup maps: 64-bit hashes of (source, trace id), (source, pid, model) and span id,
+/// rather than owned strings, so indexing and expiring a row allocates and compares no key text (the
+/// index runs for every LLM row on the single WAL writer thread). A hash names candidates only: every
+/// candidate is checked against the call's own fields (`Call::matches`, span id equality).
+type Key = u64;
 
 /// Recent LLM spans, bounded in count and age. Lookups are keyed by source, so a busy process's own
 /// calls (one source) never become candidates for each other, and by start time, so only calls that
 /// began within `MAX_START_SKEW_NS` are looked at: matching stays O(matches), not O(recent calls).
 pub(crate) struct CallIndex {
-    calls: HashMap<u64, Call>,
+    calls: HashMap<u64, Call, RandomState>,
     order: VecDeque<u64>,
-    by_trace: HashMap<(String, String), Vec<u64>>,
-    by_process: HashMap<ProcessKey, BTreeSet<(i64, u64)>>,
-    by_span: HashMap<String, u64>,
+    by_trace: HashMap<Key, Vec<u64>, RandomState>,
+    by_process: HashMap<Key, BTreeSet<(i64, u64)>, RandomState>,
+    by_span: HashMap<Key, Vec<u64>, RandomState>,
+    /// Seeded per process, so keys cannot be chosen to collide.
+    keys: RandomState,
     sources: Vec<String>,
     next: u64,
     capacity: usize,
@@ -308,17 +317,40 @@ pub(crate) struct PendingLink {
 impl CallIndex {
     pub fn new(capacity: usize, max_age: Duration) -> Self {
         CallIndex {
-            calls: HashMap::new(),
+            calls: HashMap::default(),
             order: VecDeque::new(),
-            by_trace: HashMap::new(),
-            by_process: HashMap::new(),
-            by_span: HashMap::new(),
+            by_trace: HashMap::default(),
+            by_process: HashMap::default(),
+            by_span: HashMap::default(),
+            keys: RandomState::default(),
             sources: Vec::new(),
             next: 0,
             capacity,
             max_age,
             merged_total: 0,
         }
+    }
+
+    fn trace_key(&self, source: &str, trace_id: &str) -> Key {
+        self.keys.hash_one((source, trace_id))
+    }
+
+    fn process_key(&self, source: &str, pid: u64, model: &str) -> Key {
+        self.keys.hash_one((source, pid, model))
+    }
+
+    fn span_key(&self, span_id: &str) -> Key {
+        self.keys.hash_one(span_id)
+    }
+
+    /// The indexed call with this span id, if any (the newest, when a span id came twice).
+    fn by_span_id(&self, span_id: &str) -> Option<u64> {
+        self.by_span
+            .get(&self.span_key(span_id))?
+            .iter()
+            .rev()
+            .copied()
+            .find(|id| self.calls.get(id).is_some_and(|c| c.span_id == span_id))
     }
 
     fn expire(&mut self) {
@@ -332,14 +364,11 @@ impl CallIndex {
             }
             self.order.pop_front();
             if let Some(call) = self.calls.remove(&id) {
-                remove_from(
-                    &mut self.by_trace,
-                    &(call.source.clone(), call.trace_id.clone()),
-                    id,
-                );
+                let key = self.trace_key(&call.source, &call.trace_id);
+                remove_from(&mut self.by_trace, &key, id);
                 if let Some(pid) = call.pid {
                     for model in &call.models {
-                        let key = (call.source.clone(), pid, model.clone());
+                        let key = self.process_key(&call.source, pid, model);
                         if let Some(set) = self.by_process.get_mut(&key) {
                             set.remove(&(call.start, id));
                             if set.is_empty() {
@@ -348,9 +377,8 @@ impl CallIndex {
                         }
                     }
                 }
-                if self.by_span.get(&call.span_id) == Some(&id) {
-                    self.by_span.remove(&call.span_id);
-                }
+                let key = self.span_key(&call.span_id);
+                remove_from(&mut self.by_span, &key, id);
             }
         }
     }
@@ -365,19 +393,19 @@ impl CallIndex {
             if !self.sources.contains(&call.source) {
                 self.sources.push(call.source.clone());
             }
-            self.by_trace
-                .entry((call.source.clone(), call.trace_id.clone()))
-                .or_default()
-                .push(id);
+            let key = self.trace_key(&call.source, &call.trace_id);
+            self.by_trace.entry(key).or_default().push(id);
             if let Some(pid) = call.pid {
                 for model in &call.models {
+                    let key = self.process_key(&call.source, pid, model);
                     self.by_process
-                        .entry((call.source.clone(), pid, model.clone()))
+                        .entry(key)
                         .or_default()
                         .insert((call.start, id));
                 }
             }
-            self.by_span.insert(call.span_id.clone(), id);
+            let key = self.span_key(&call.span_id);
+            self.by_span.entry(key).or_default().push(id);
             self.calls.insert(id, call);
             self.order.push_back(id);
         }
@@ -396,10 +424,12 @@ impl CallIndex {
             Some(span) if arriving.event => span.to_string(),
             _ => details_span_id(&arriving.span_id),
         };
-        candidates.extend(self.by_span.get(&partner));
+        candidates.extend(self.by_span_id(&partner));
         for source in self.sources.iter().filter(|s| **s != arriving.source) {
-            let key = (source.clone(), arriving.trace_id.clone());
-            if let Some(ids) = self.by_trace.get(&key) {
+            if let Some(ids) = self
+                .by_trace
+                .get(&self.trace_key(source, &arriving.trace_id))
+            {
                 candidates.extend(ids);
             }
             let Some(pid) = arriving.pid else {
@@ -408,7 +438,7 @@ impl CallIndex {
             let from = (arriving.start.saturating_sub(MAX_START_SKEW_NS), 0);
             let to = (arriving.start.saturating_add(MAX_START_SKEW_NS), u64::MAX);
             for model in &arriving.models {
-                if let Some(set) = self.by_process.get(&(source.clone(), pid, model.clone())) {
+                if let Some(set) = self.by_process.get(&self.process_key(source, pid, model)) {
                     candidates.extend(set.range(from..=to).map(|(_, id)| *id));
                 }
             }
@@ -513,9 +543,8 @@ impl CallIndex {
                 continue;
             };
             if let Some(call) = self
-                .by_span
-                .get(first)
-                .and_then(|id| self.calls.get_mut(id))
+                .by_span_id(first)
+                .and_then(|id| self.calls.get_mut(&id))
             {
                 call.linked = true;
                 links.push(PendingLink {
@@ -529,7 +558,11 @@ impl CallIndex {
     }
 }
 
-fn remove_from<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<u64>>, key: &K, id: u64) {
+fn remove_from<K: std::hash::Hash + Eq, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, Vec<u64>, S>,
+    key: &K,
+    id: u64,
+) {
     if let Some(ids) = map.get_mut(key) {
         ids.retain(|i| *i != id);
         if ids.is_empty() {
