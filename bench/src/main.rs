@@ -161,33 +161,31 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", out.display()))?;
             Ok(())
         }
-        Cmd::Profile(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let report = runtime.block_on(profile_run(&args))?;
-            println!("{report}");
-            if let Some(out) = &args.out {
-                std::fs::write(out, &report)?;
-            }
-            Ok(())
-        }
+        Cmd::Profile(args) => report(&args, profile_run(&args)),
         Cmd::Run(mut args) => {
             if args.quick {
                 args.spans = args.spans.min(20_000);
                 args.runs = args.runs.min(2);
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let report = runtime.block_on(run(&args))?;
-            println!("{report}");
-            if let Some(out) = &args.out {
-                std::fs::write(out, &report)?;
-            }
-            Ok(())
+            report(&args, run(&args))
         }
     }
+}
+
+/// Runs a measurement, prints its tables, and writes them to `--out` when given.
+fn report(
+    args: &RunArgs,
+    tables: impl std::future::Future<Output = anyhow::Result<String>>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(tables)?;
+    println!("{report}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
 }
 
 struct Server {

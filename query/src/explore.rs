@@ -784,6 +784,15 @@ const SERIES_FIELDS: &[&str] = &[
     "cost_usd",
 ];
 
+/// Sums over no rows are NULL in SQL; in a series they are zero.
+fn zero_missing_sums(row: &mut Map<String, Value>) {
+    for k in ["input_tokens", "output_tokens", "cost_usd"] {
+        if row.get(k).is_none_or(Value::is_null) {
+            row.insert(k.into(), json!(0));
+        }
+    }
+}
+
 /// A point with no calls: counts are zero, percentiles unknown.
 fn empty_point(t: String) -> Map<String, Value> {
     let mut point = Map::new();
@@ -817,11 +826,7 @@ pub async fn timeseries(engine: &QueryEngine, p: &Params) -> Result<Value> {
     let errors = total.get("errors").cloned().unwrap_or(Value::Null);
     let calls = total.get("calls").cloned().unwrap_or(Value::Null);
     total.insert("error_rate".into(), ratio(&errors, &calls));
-    for k in ["input_tokens", "output_tokens", "cost_usd"] {
-        if total.get(k).is_none_or(Value::is_null) {
-            total.insert(k.into(), json!(0));
-        }
-    }
+    zero_missing_sums(&mut total);
 
     let step_ns = i64::try_from(step)
         .unwrap_or(i64::MAX / 2)
@@ -856,36 +861,34 @@ pub async fn timeseries(engine: &QueryEngine, p: &Params) -> Result<Value> {
             ),
         ),
     };
-    let mut found: HashMap<(String, i64), Map<String, Value>> = HashMap::new();
+    // The buckets with rows, per group (keyed by the group's JSON text, as `groups` are).
+    let mut found: HashMap<String, HashMap<i64, Map<String, Value>>> = HashMap::new();
     for mut row in rows(&engine.internal(&sql).await?)? {
         let group = take(&mut row, "grp").to_string();
         let Some(bucket) = take(&mut row, "bucket_ns").as_i64() else {
             continue;
         };
-        found.insert((group, bucket), row);
+        found.entry(group).or_default().insert(bucket, row);
     }
     let series: Vec<Value> = groups
         .into_iter()
         .map(|group| {
-            let key = group.to_string();
+            let mut rows_of_group = found.remove(&group.to_string()).unwrap_or_default();
             let mut group_calls = 0u64;
             let points: Vec<Value> = buckets
                 .iter()
                 .map(|&b| {
                     let mut point = empty_point(rfc3339(b));
-                    if let Some(row) = found.remove(&(key.clone(), b)) {
-                        for (k, v) in row {
-                            point.insert(k, v);
-                        }
-                        for k in ["input_tokens", "output_tokens", "cost_usd"] {
-                            if point.get(k).is_none_or(Value::is_null) {
-                                point.insert(k.into(), json!(0));
-                            }
-                        }
-                        let rate = ratio(&point["errors"], &point["calls"]);
+                    if let Some(row) = rows_of_group.remove(&b) {
+                        point.extend(row);
+                        zero_missing_sums(&mut point);
+                        let rate = ratio(
+                            point.get("errors").unwrap_or(&Value::Null),
+                            point.get("calls").unwrap_or(&Value::Null),
+                        );
                         point.insert("error_rate".into(), rate);
                     }
-                    group_calls += point["calls"].as_u64().unwrap_or(0);
+                    group_calls += point.get("calls").and_then(Value::as_u64).unwrap_or(0);
                     Value::Object(point)
                 })
                 .collect();

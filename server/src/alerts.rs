@@ -15,7 +15,6 @@ use std::time::Duration;
 use arrow::array::{Array, Float64Array};
 use arrow::datatypes::DataType;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +29,7 @@ use lumen_query::{QueryEngine, QueryResult};
 
 use crate::dashboards::{now_rfc3339, substitute_window};
 use crate::http::{ApiError, AppState, authorize};
-use crate::objects::{JsonObjects, ObjectError, from_json};
+use crate::objects::{JsonObjects, ObjectError, json_body};
 
 const RULES: &str = "_lumen/alerts/rules";
 const STATUS: &str = "_lumen/alerts/status";
@@ -967,19 +966,16 @@ fn rule_json(rule: &Rule, status: &Status) -> Value {
     v
 }
 
-fn parse_body(state: &AppState, bytes: &Bytes) -> Result<RuleBody, ApiError> {
-    let body: RuleBody = from_json(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("body must be an alert rule (see GET /v1/alerts/templates): {e}"),
-        )
-    })?;
+async fn rule_body(state: &AppState, body: axum::body::Body) -> Result<RuleBody, ApiError> {
+    let body: RuleBody = json_body(
+        state,
+        body,
+        MAX_BODY,
+        "an alert rule (see GET /v1/alerts/templates)",
+    )
+    .await?;
     validate(&body, state.engine.options().max_sql_bytes)?;
     Ok(body)
-}
-
-async fn read(state: &AppState, body: axum::body::Body) -> Result<Bytes, ApiError> {
-    crate::http::read_body(body, MAX_BODY, state.config.body_timeout).await
 }
 
 pub async fn list(
@@ -1010,8 +1006,7 @@ pub async fn create(
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     authorize(request.headers(), &state.config.query_token)?;
-    let bytes = read(&state, request.into_body()).await?;
-    let body = parse_body(&state, &bytes)?;
+    let body = rule_body(&state, request.into_body()).await?;
     let (rule, status) = state.alerts.create(body).await?;
     Ok((StatusCode::CREATED, Json(rule_json(&rule, &status))).into_response())
 }
@@ -1032,8 +1027,7 @@ pub async fn replace(
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     authorize(request.headers(), &state.config.query_token)?;
-    let bytes = read(&state, request.into_body()).await?;
-    let body = parse_body(&state, &bytes)?;
+    let body = rule_body(&state, request.into_body()).await?;
     let (rule, status) = state.alerts.replace(&id, body).await?;
     Ok(Json(rule_json(&rule, &status)).into_response())
 }

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +18,7 @@ use serde_json::json;
 use lumen_query::explore::Params;
 
 use crate::http::{ApiError, AppState, authorize};
-use crate::objects::{JsonObjects, ObjectError, check_id, from_json};
+use crate::objects::{JsonObjects, ObjectError, check_id, json_body};
 
 const PREFIX: &str = "_lumen/dashboards";
 const MAX_PANELS: usize = 50;
@@ -418,19 +417,19 @@ impl Dashboards {
     }
 }
 
-fn parse_body(state: &AppState, bytes: &Bytes) -> Result<DashboardBody, ApiError> {
-    let mut body: DashboardBody = from_json(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("body must be a dashboard like {{\"title\": \"...\", \"panels\": [...]}}: {e}"),
-        )
-    })?;
+async fn dashboard_body(
+    state: &AppState,
+    body: axum::body::Body,
+) -> Result<DashboardBody, ApiError> {
+    let mut body: DashboardBody = json_body(
+        state,
+        body,
+        MAX_BODY,
+        r#"a dashboard like {"title": "...", "panels": [...]}"#,
+    )
+    .await?;
     validate(&mut body, state.engine.options().max_sql_bytes)?;
     Ok(body)
-}
-
-async fn read(state: &AppState, body: axum::body::Body) -> Result<Bytes, ApiError> {
-    crate::http::read_body(body, MAX_BODY, state.config.body_timeout).await
 }
 
 pub async fn list(
@@ -456,8 +455,7 @@ pub async fn create(
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     authorize(request.headers(), &state.config.query_token)?;
-    let bytes = read(&state, request.into_body()).await?;
-    let body = parse_body(&state, &bytes)?;
+    let body = dashboard_body(&state, request.into_body()).await?;
     let dashboard = state.dashboards.create(body).await?;
     Ok((StatusCode::CREATED, Json(dashboard)).into_response())
 }
@@ -477,8 +475,7 @@ pub async fn replace(
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     authorize(request.headers(), &state.config.query_token)?;
-    let bytes = read(&state, request.into_body()).await?;
-    let body = parse_body(&state, &bytes)?;
+    let body = dashboard_body(&state, request.into_body()).await?;
     Ok(Json(state.dashboards.replace(&id, body).await?).into_response())
 }
 

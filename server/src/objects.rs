@@ -9,7 +9,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, path::Pa
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::http::ApiError;
+use crate::http::{ApiError, AppState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -48,6 +48,19 @@ pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
             }
         },
     )
+}
+
+/// Reads a JSON request body of at most `limit` bytes into `T`; a body that does not parse is a 400
+/// naming the field (`hint` says what was expected).
+pub async fn json_body<T: DeserializeOwned>(
+    state: &AppState,
+    body: axum::body::Body,
+    limit: usize,
+    hint: &str,
+) -> Result<T, ApiError> {
+    let bytes = crate::http::read_body(body, limit, state.config.body_timeout).await?;
+    from_json(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {hint}: {e}")))
 }
 
 /// An id Lumen made (`d-…`, `a-…`, `default`): lowercase letters, digits and dashes, at most 64. Anything
