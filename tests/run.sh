@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 log() { printf '\n== %s\n' "$*"; }
+# Free disk where the build and the test data go: printed at each stage so a full disk is easy to tell.
+disk() { df -h --output=avail,used,size "$ROOT" | tail -n 1 | awk '{print "disk: " $1 " free (" $2 " used of " $3 ")"}'; }
+disk
 
 # System packages (clang and libbpf are for the eBPF sensor; pkg-config and a C toolchain for -sys crates;
 # tcpdump records the loopback traffic that the sensor's replay tests decode; openssl makes the fake
@@ -21,6 +24,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  $SUDO apt-get clean
 fi
 
 # Python virtualenv: the S3 server (moto), boto3, DuckDB, pyarrow, pytest.
@@ -30,19 +34,26 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 if ! "$VENV/bin/python" -c "import sys; sys.exit(0 if open('$VENV/.requirements').read() == open('tests/requirements.txt').read() else 1)" 2>/dev/null; then
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-cache-dir -r tests/requirements.txt
   cp tests/requirements.txt "$VENV/.requirements"
 fi
 export VIRTUAL_ENV="$VENV"
 
+disk
+
+# One from-scratch build: incremental compilation caches would only take disk here.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 log "cargo build --workspace"
 cargo build --workspace --locked
+disk
 
 log "cargo test --workspace"
 cargo test --workspace --locked
 
 log "redaction corpus: recall and precision per kind"
 cargo test --locked -p lumen-redact --test corpus -- --nocapture 2>&1 | grep -vE '^(running|test |$)' 
+
+disk
 
 log "benchmark harness, quick mode (proves it runs; numbers from a debug build mean nothing)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -55,5 +66,9 @@ export LUMEN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/lumen"
 export LUMEN_SENSOR_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/lumen-sensor"
 "$VENV/bin/python" -m pytest tests/e2e -v -p no:cacheprovider --durations=10 "$@"
 
+disk
+
 log "deployment checks (Terraform fmt/validate, checkov, HCL promises) and the notebook on real Lumen data"
 bash "$ROOT/tests/deploy/run.sh"
+
+disk

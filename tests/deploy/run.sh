@@ -37,7 +37,7 @@ venv() {
   fi
   rm -rf "$dir"
   python3 -m venv "$dir"
-  "$dir/bin/pip" install -q --disable-pip-version-check --no-compile -r "$req" -c "$con"
+  "$dir/bin/pip" install -q --disable-pip-version-check --no-cache-dir --no-compile -r "$req" -c "$con"
   printf '%s' "$stamp" > "$dir/.lumen-requirements"
 }
 
