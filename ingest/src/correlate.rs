@@ -24,14 +24,17 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray, ListArray, PrimitiveArray, RecordBatch, StringArray};
+use arrow::array::{
+    Array, AsArray, ListArray, PrimitiveArray, RecordBatch, StringArray, new_null_array,
+};
 use arrow::datatypes::{Int64Type, TimestampNanosecondType, UInt32Type};
 
-use crate::parse::{Cell, build_batch, row_cells, row_cells_where};
+use crate::parse::{Cell, build_batch, row_cells};
 use crate::policy::flags;
 use crate::schema::{COLUMNS, column_index, names};
 
@@ -90,7 +93,43 @@ pub(crate) struct Call {
     event: bool,
     arrived: Instant,
     /// The row without content and attributes, for merging once the row has left the buffer.
-    summary: Vec<Cell>,
+    summary: Option<Summary>,
+}
+
+/// Where a call's summary is read from, only when it is merged after its batch left the buffer: the
+/// batch with content and attributes replaced by nulls (shared by the calls of one batch: no per-row
+/// copy of some thirty fields on the ingest path), and the row.
+#[derive(Debug, Clone)]
+struct Summary {
+    batch: Arc<RecordBatch>,
+    row: usize,
+}
+
+impl Call {
+    fn summary_cells(&self) -> Vec<Cell> {
+        match &self.summary {
+            Some(s) => row_cells(&s.batch, s.row),
+            None => vec![Cell::Null; COLUMNS.len()],
+        }
+    }
+}
+
+/// `batch` with the columns left out of summaries all null (their buffers are not kept alive).
+fn summary_batch(batch: &RecordBatch) -> Option<RecordBatch> {
+    let schema = batch.schema();
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if NOT_SUMMARISED.contains(&field.name().as_str()) {
+                new_null_array(field.data_type(), batch.num_rows())
+            } else {
+                column.clone()
+            }
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns).ok()
 }
 
 fn text(cells: &[Cell], name: &str) -> Option<String> {
@@ -212,7 +251,7 @@ impl<'a> View<'a> {
             linked: !self.duplicate_of.is_null(row),
             event: self.flagged(row, flags::EVENT),
             arrived: Instant::now(),
-            summary: Vec::new(),
+            summary: None,
         })
     }
 }
@@ -270,11 +309,13 @@ pub(crate) fn calls_of(batch: &RecordBatch) -> Vec<(usize, Call)> {
     let Some(view) = View::new(batch) else {
         return Vec::new();
     };
+    let mut summary: Option<Option<Arc<RecordBatch>>> = None;
     (0..batch.num_rows())
         .filter(|row| view.is_llm_call(*row))
         .filter_map(|row| {
             let mut call = view.call(0, row)?;
-            call.summary = row_cells_where(batch, row, |name| !NOT_SUMMARISED.contains(&name));
+            let shared = summary.get_or_insert_with(|| summary_batch(batch).map(Arc::new));
+            call.summary = shared.clone().map(|batch| Summary { batch, row });
             Some((row, call))
         })
         .collect()
@@ -482,7 +523,7 @@ impl CallIndex {
             let cells = row_cells(batch, row);
             let mut merged = match fetch(first.seq).and_then(|b| find_row(&b, &first.span_id)) {
                 Some(full_first) => merge(cells, &full_first),
-                None => merge(cells, &first.summary),
+                None => merge(cells, &first.summary_cells()),
             };
             set_attribute(&mut merged, MERGED_WITH, &first.span_id);
             add_flag(&mut merged, flags::MERGED);
