@@ -35,7 +35,7 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
         /// When the first span starts: Unix seconds, or `-24h`-style relative to now so that the data
-        /// ends about now. [default: 2026-11-28T00:00:00Z, fixed, so the benchmark data never changes]
+        /// ends about now. [default: 2026-11-28T08:00:00Z, fixed, so the benchmark data never changes]
         #[arg(long, allow_hyphen_values = true)]
         start: Option<String>,
         /// Hours the spans spread over.
@@ -44,6 +44,18 @@ enum Cmd {
     },
     /// Run every measurement and print the tables.
     Run(RunArgs),
+    /// Ingest only, both data sets, `--runs` times each: the throughput of one build, or of two side by
+    /// side (`--baseline`, runs alternate between the two) to show what a change moved.
+    Ingest {
+        #[command(flatten)]
+        args: RunArgs,
+        /// An earlier lumen binary to measure in the same run.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
+    /// The query suite at scale (10 M spans): the data set with content is streamed from the generator
+    /// into Lumen (no NDJSON on disk), then queried next to DuckDB and chDB on the same Parquet files.
+    Queries(RunArgs),
     /// Profile the release server with perf while it ingests and answers the query suite: where the time
     /// goes, per stage of the data path (needs root or perf_event_paranoid <= 1, and linux-perf).
     Profile(RunArgs),
@@ -59,7 +71,7 @@ enum Cmd {
     },
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct RunArgs {
     /// Small data and few runs: proves the harness works (CI), numbers mean little.
     #[arg(long)]
@@ -91,9 +103,13 @@ struct RunArgs {
     /// Leave out the sensor measurements (they need root).
     #[arg(long)]
     no_sensor: bool,
+    /// Run the query suite on a data set of this many spans with content, streamed from the generator
+    /// into Lumen (for sizes whose NDJSON would not fit on disk); default: the `--spans` data set.
+    #[arg(long)]
+    query_spans: Option<u64>,
 }
 
-const START_UNIX: i64 = 1_795_852_800; // 2026-11-28T00:00:00Z
+const START_UNIX: i64 = 1_795_852_800; // 2026-11-28T08:00:00Z
 const HOURS: i64 = 24;
 
 fn main() -> anyhow::Result<()> {
@@ -162,10 +178,19 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Profile(args) => report(&args, profile_run(&args)),
+        Cmd::Ingest { args, baseline } => report(&args, ingest_ab(&args, baseline.as_deref())),
+        Cmd::Queries(mut args) => {
+            if args.quick {
+                args.spans = args.spans.min(20_000);
+                args.runs = args.runs.min(2);
+            }
+            report(&args, queries_at_scale(&args))
+        }
         Cmd::Run(mut args) => {
             if args.quick {
                 args.spans = args.spans.min(20_000);
                 args.runs = args.runs.min(2);
+                args.query_spans = args.query_spans.map(|n| n.min(20_000));
             }
             report(&args, run(&args))
         }
@@ -305,6 +330,101 @@ struct IngestResult {
     parquet_bytes: u64,
 }
 
+/// Where the bodies of an ingest come from.
+enum Source {
+    /// An NDJSON file (what DuckDB converts in the same run).
+    File(PathBuf),
+    /// The generator itself, line by line as the clients need them: for data sets too big to keep as
+    /// NDJSON (10 M spans with content are 58 GB of it). The generator runs on a thread of its own
+    /// in the bench process, on the same cores as the server.
+    Generator(datagen::Options),
+}
+
+/// Lines per request body.
+const BODY_LINES: usize = 2000;
+
+/// A `Write` that cuts what is written into bodies of [`BODY_LINES`] whole lines and sends them on.
+struct BodyWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    body: Vec<u8>,
+    lines: usize,
+}
+
+impl BodyWriter {
+    fn send(&mut self, body: Vec<u8>) -> std::io::Result<()> {
+        self.tx
+            .blocking_send(body)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "ingest stopped"))
+    }
+
+    /// Sends what is left (the last lines, fewer than a full body).
+    fn finish(mut self) -> std::io::Result<()> {
+        let last = std::mem::take(&mut self.body);
+        if last.is_empty() {
+            return Ok(());
+        }
+        self.send(last)
+    }
+}
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mut rest = data;
+        while let Some(at) = rest.iter().position(|&b| b == b'\n') {
+            self.body.extend_from_slice(&rest[..=at]);
+            rest = &rest[at + 1..];
+            self.lines += 1;
+            if self.lines == BODY_LINES {
+                self.lines = 0;
+                let body = std::mem::take(&mut self.body);
+                self.send(body)?;
+            }
+        }
+        self.body.extend_from_slice(rest);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The request bodies of an ingest, and the thread that produces them.
+type Bodies = (
+    tokio::sync::mpsc::Receiver<Vec<u8>>,
+    std::thread::JoinHandle<std::io::Result<()>>,
+);
+
+/// Starts a thread that produces the bodies of `source`; the channel closes when it is exhausted.
+fn bodies(source: &Source) -> anyhow::Result<Bodies> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut writer = BodyWriter {
+        tx,
+        body: Vec::new(),
+        lines: 0,
+    };
+    let thread = match source {
+        Source::File(path) => {
+            let mut file = std::io::BufReader::with_capacity(
+                1 << 20,
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+            );
+            std::thread::spawn(move || {
+                std::io::copy(&mut file, &mut writer)?;
+                writer.finish()
+            })
+        }
+        Source::Generator(options) => {
+            let options = options.clone();
+            std::thread::spawn(move || {
+                datagen::generate(&options, &mut writer)?;
+                writer.finish()
+            })
+        }
+    };
+    Ok((rx, thread))
+}
+
 async fn ingest(args: &RunArgs, ndjson: &Path, data_dir: &Path) -> anyhow::Result<IngestResult> {
     ingest_with(args, ndjson, data_dir, "full").await
 }
@@ -315,54 +435,48 @@ async fn ingest_with(
     data_dir: &Path,
     capture: &str,
 ) -> anyhow::Result<IngestResult> {
-    ingest_profiled(args, ndjson, data_dir, capture, None).await
+    ingest_profiled(
+        args,
+        &Source::File(ndjson.to_path_buf()),
+        data_dir,
+        capture,
+        None,
+    )
+    .await
 }
 
-/// Ingests `ndjson` with `args.clients` concurrent clients; with `perf`, samples the server from start to
-/// exit (the ingest and the last flush) into that file.
+/// Ingests `source` with `args.clients` concurrent clients; with `perf`, samples the server from start
+/// to exit (the ingest and the last flush) into that file.
 async fn ingest_profiled(
     args: &RunArgs,
-    ndjson: &Path,
+    source: &Source,
     data_dir: &Path,
     capture: &str,
     perf: Option<&Path>,
 ) -> anyhow::Result<IngestResult> {
     let _ = std::fs::remove_dir_all(data_dir);
-    let bytes = std::fs::metadata(ndjson)?.len();
-    // Bodies of 2000 lines, read from the file as the clients need them (memory stays flat on big files).
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(ndjson)?);
-    let chunks = std::iter::from_fn(move || {
-        use std::io::BufRead;
-        let mut body = Vec::new();
-        for _ in 0..2000 {
-            match reader.read_until(b'\n', &mut body) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-        (!body.is_empty()).then_some(body)
-    });
     let server = Server::start_with(&args.lumen, data_dir, &["--capture", capture]).await?;
     let recorder = perf
         .map(|out| profile::record(server.pid, out))
         .transpose()?;
     let client = reqwest::Client::new();
-    let queue = Arc::new(std::sync::Mutex::new(chunks));
+    let (rx, producer) = bodies(source)?;
+    let queue = Arc::new(tokio::sync::Mutex::new(rx));
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
         let queue = queue.clone();
+        let sent = sent.clone();
         let client = client.clone();
         let url = format!("{}/v1/spans", server.url);
         tasks.push(tokio::spawn(async move {
             loop {
-                let next = queue
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("poisoned"))?
-                    .next();
-                let Some(body) = next else {
+                let Some(body) = queue.lock().await.recv().await else {
                     return Ok::<_, anyhow::Error>(());
                 };
+                let len = body.len() as u64;
+                let body = bytes::Bytes::from(body);
                 loop {
                     let r = client
                         .post(&url)
@@ -379,6 +493,7 @@ async fn ingest_profiled(
                         ),
                     }
                 }
+                sent.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
             }
         }));
     }
@@ -386,6 +501,11 @@ async fn ingest_profiled(
         t.await??;
     }
     let seconds = started.elapsed().as_secs_f64();
+    match producer.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => bail!("reading the spans to ingest: {e}"),
+        Err(_) => bail!("the span producer panicked"),
+    }
     let peak_rss_mib = server.peak_rss_mib();
     server.stop()?;
     if let Some(mut recorder) = recorder {
@@ -393,7 +513,7 @@ async fn ingest_profiled(
     }
     Ok(IngestResult {
         seconds,
-        bytes,
+        bytes: sent.load(std::sync::atomic::Ordering::Relaxed),
         peak_rss_mib,
         parquet_bytes: dir_bytes(&data_dir.join("spans"), "parquet"),
     })
@@ -540,8 +660,7 @@ fn dataset(args: &RunArgs, work: &Path, seed: u64, content: bool) -> anyhow::Res
 }
 
 async fn profile_run(args: &RunArgs) -> anyhow::Result<String> {
-    std::fs::create_dir_all(&args.work)?;
-    let work = args.work.canonicalize()?;
+    let work = prepare(args)?;
     let mut out = format!(
         "Profiles of `{}` (perf record -F 499, cpu-clock, flat self time of every thread), {} spans, {} ingest clients.\n\n",
         args.lumen.display(),
@@ -552,7 +671,8 @@ async fn profile_run(args: &RunArgs) -> anyhow::Result<String> {
         let ndjson = dataset(args, &work, seed, content)?;
         let data_dir = work.join(format!("profile-{seed}"));
         let perf = profile::data_path(&work, &format!("ingest-{seed}"));
-        let result = ingest_profiled(args, &ndjson, &data_dir, "full", Some(&perf)).await?;
+        let result =
+            ingest_profiled(args, &Source::File(ndjson), &data_dir, "full", Some(&perf)).await?;
         out.push_str(&profile::report(
             &format!(
                 "Ingest {label}: {:.0} spans/s, then the last flush",
@@ -582,16 +702,20 @@ async fn profile_run(args: &RunArgs) -> anyhow::Result<String> {
     Ok(out)
 }
 
-async fn run(args: &RunArgs) -> anyhow::Result<String> {
+/// The work directory (created) after checking that the binary to measure exists.
+fn prepare(args: &RunArgs) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&args.work)?;
-    let work = args.work.canonicalize()?;
     if !args.lumen.exists() {
         bail!(
             "{} does not exist: build it first (cargo build --release)",
             args.lumen.display()
         );
     }
-    let mut report = String::new();
+    Ok(args.work.canonicalize()?)
+}
+
+/// The first line of a report: the machine and the settings of the run.
+fn header(args: &RunArgs) -> String {
     let machine = format!(
         "{} cores, {} GiB RAM",
         std::thread::available_parallelism()
@@ -606,14 +730,23 @@ async fn run(args: &RunArgs) -> anyhow::Result<String> {
                 .ok()))
             .map_or(0, |kb| kb / 1024 / 1024)
     );
-    report.push_str(&format!(
+    format!(
         "Machine: {machine}. Lumen binary: `{}`. Spans per data set: {}. Timed runs per query: {} (median). Ingest clients: {}.{}\n\n",
         args.lumen.display(),
         args.spans,
         args.runs,
         args.clients,
-        if args.quick { " **Quick mode: proves the harness, not the numbers.**" } else { "" }
-    ));
+        if args.quick {
+            " **Quick mode: proves the harness, not the numbers.**"
+        } else {
+            ""
+        }
+    )
+}
+
+async fn run(args: &RunArgs) -> anyhow::Result<String> {
+    let work = prepare(args)?;
+    let mut report = header(args);
 
     // 1 + 2: ingest and storage, metadata-only and with content.
     report.push_str("### Ingest (POST /v1/spans, durable) vs DuckDB NDJSON → Parquet\n\n");
@@ -662,12 +795,154 @@ async fn run(args: &RunArgs) -> anyhow::Result<String> {
         ));
     }
 
-    // 3: queries on the content data set's Parquet files.
-    let data_dir = work.join("lumen-2");
+    // 3: queries on the content data set's Parquet files, or on a bigger one streamed from the
+    // generator (`--query-spans`).
+    let (data_dir, query_spans) = match args.query_spans.filter(|&n| n != args.spans) {
+        None => (work.join("lumen-2"), args.spans),
+        Some(n) => {
+            let (data_dir, load) = streamed_data_set(args, &work, n).await?;
+            report.push_str(&load);
+            (data_dir, n)
+        }
+    };
+    let trace_id = format!("{:016x}{:016x}", 2, query_spans / 6);
+    report.push_str(&query_suite(args, &data_dir, query_spans, &trace_id).await?);
+
+    // 4: freshness.
+    let (p50, p99) = freshness(args, &work.join("lumen-fresh")).await?;
+    report.push_str(&format!(
+        "\n### Freshness: ingest 200 → visible to SQL\n\n| p50 ms | p99 ms |\n|---|---|\n| {p50:.2} | {p99:.2} |\n"
+    ));
+    // The capture policy on ingest, and the redaction engine it (and the sensor's default mode) runs.
+    report.push_str(&policy_bench(args, &work).await?);
+    report.push_str(&redaction_bench(args, &work)?);
+
+    // 5: the eBPF sensor (its own script: a TLS workload in Python on the system's libssl).
+    if !args.no_sensor {
+        report.push('\n');
+        report.push_str(&sensor_bench(args)?);
+    }
+    Ok(report)
+}
+
+/// `lumen-bench ingest`: medians of `--runs` ingests of each data set, for `--lumen` and, alternating
+/// with it, the baseline binary.
+async fn ingest_ab(args: &RunArgs, baseline: Option<&Path>) -> anyhow::Result<String> {
+    let work = prepare(args)?;
+    let mut report = header(args);
+    let mut binaries = vec![("lumen", args.lumen.clone())];
+    if let Some(baseline) = baseline {
+        binaries.push(("baseline", baseline.to_path_buf()));
+    }
+    report.push_str(&format!(
+        "### Ingest (POST /v1/spans, durable), median of {} runs\n\n| data | binary | s | spans/s | MB/s | peak RSS MiB | vs baseline (spans/s) |\n|---|---|---|---|---|---|---|\n",
+        args.runs
+    ));
+    for (label, content, seed) in [("metadata only", false, 1), ("with content", true, 2)] {
+        let ndjson = dataset(args, &work, seed, content)?;
+        let mut results: Vec<Vec<IngestResult>> = binaries.iter().map(|_| Vec::new()).collect();
+        for _ in 0..args.runs {
+            for ((_, binary), results) in binaries.iter().zip(results.iter_mut()) {
+                let run_args = RunArgs {
+                    lumen: binary.clone(),
+                    ..args.clone()
+                };
+                results.push(ingest(&run_args, &ndjson, &work.join("lumen-ab")).await?);
+            }
+        }
+        let rates: Vec<f64> = results
+            .iter()
+            .map(|r| args.spans as f64 / median(r.iter().map(|r| r.seconds).collect()))
+            .collect();
+        for (i, ((name, binary), results)) in binaries.iter().zip(&results).enumerate() {
+            let seconds = median(results.iter().map(|r| r.seconds).collect());
+            let mb = results.first().map_or(0, |r| r.bytes) as f64 / 1e6;
+            let rss = median(results.iter().map(|r| r.peak_rss_mib).collect());
+            report.push_str(&format!(
+                "| {label} | {name} (`{}`) | {seconds:.2} | {:.0} | {:.1} | {rss:.0} | {} |\n",
+                binary.display(),
+                rates[i],
+                mb / seconds,
+                rates
+                    .get(1)
+                    .map_or("".into(), |b| format!("{:.2}", rates[i] / b)),
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// `lumen-bench queries`: the load of a streamed data set and the query suite on it.
+async fn queries_at_scale(args: &RunArgs) -> anyhow::Result<String> {
+    let work = prepare(args)?;
+    let mut report = header(args);
+    let (data_dir, load) = streamed_data_set(args, &work, args.spans).await?;
+    report.push_str(&load);
     let trace_id = format!("{:016x}{:016x}", 2, args.spans / 6);
-    let suite = queries(&trace_id);
+    report.push_str(&query_suite(args, &data_dir, args.spans, &trace_id).await?);
+    Ok(report)
+}
+
+/// A data set whose NDJSON would not fit on disk (10 M spans with content are 58 GB): the spans with
+/// content (the same as `run`'s data set of that size) are streamed from the generator into
+/// `POST /v1/spans`. A load of the same size done before is reused. Returns Lumen's data dir and the
+/// table of the load.
+async fn streamed_data_set(
+    args: &RunArgs,
+    work: &Path,
+    spans: u64,
+) -> anyhow::Result<(PathBuf, String)> {
+    let data_dir = work.join(format!("lumen-stream-{spans}"));
+    let record = work.join(format!("lumen-stream-{spans}.json"));
+    let earlier = std::fs::read(&record)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .filter(|_| data_dir.join("spans").is_dir());
+    let load = match earlier {
+        Some(load) => load,
+        None => {
+            let _ = std::fs::remove_file(&record);
+            let source = Source::Generator(datagen::Options {
+                spans,
+                seed: 2,
+                content: true,
+                start_unix: START_UNIX,
+                seconds: HOURS * 3600,
+            });
+            let r = ingest_profiled(args, &source, &data_dir, "full", None).await?;
+            let load = serde_json::json!({
+                "seconds": r.seconds, "bytes": r.bytes, "peak_rss_mib": r.peak_rss_mib,
+                "parquet_bytes": r.parquet_bytes, "at": chrono::Utc::now().to_rfc3339(),
+            });
+            std::fs::write(&record, serde_json::to_vec(&load)?)
+                .with_context(|| format!("writing {}", record.display()))?;
+            load
+        }
+    };
+    let number = |key: &str| load[key].as_f64().unwrap_or(f64::NAN);
+    let (seconds, mb) = (number("seconds"), number("bytes") / 1e6);
+    let table = format!(
+        "\n### Load of the query data set: spans with content streamed from the generator into POST /v1/spans (durable; loaded {})\n\n| spans | NDJSON MB | s | spans/s | MB/s | peak RSS MiB | Lumen Parquet bytes/span |\n|---|---|---|---|---|---|---|\n| {spans} | {mb:.0} | {seconds:.1} | {:.0} | {:.1} | {:.0} | {:.0} |\n",
+        load["at"].as_str().unwrap_or("?"),
+        spans as f64 / seconds,
+        mb / seconds,
+        number("peak_rss_mib"),
+        number("parquet_bytes") / spans as f64,
+    );
+    Ok((data_dir, table))
+}
+
+/// The query suite on the Parquet files of `data_dir`: Lumen over HTTP (a server started on it) and in
+/// process, DuckDB and chDB on the very same files, cold and hot; one table and the geometric means.
+async fn query_suite(
+    args: &RunArgs,
+    data_dir: &Path,
+    spans: u64,
+    trace_id: &str,
+) -> anyhow::Result<String> {
+    let suite = queries(trace_id);
     let sqls: Vec<String> = suite.iter().map(|(_, s)| s.clone()).collect();
-    let server = Server::start(&args.lumen, &data_dir).await?;
+    let server = Server::start(&args.lumen, data_dir).await?;
     let client = reqwest::Client::new();
     let mut http = Vec::new();
     for sql in &sqls {
@@ -679,7 +954,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<String> {
         http.push((cold, median(hot)));
     }
     server.stop()?;
-    let local = in_process(&data_dir, &sqls, args.runs).await?;
+    let local = in_process(data_dir, &sqls, args.runs).await?;
     let glob = data_dir
         .join("spans")
         .join("**")
@@ -692,10 +967,10 @@ async fn run(args: &RunArgs) -> anyhow::Result<String> {
     peer_args[0] = "chdb-queries".into();
     let ch = peer(args, &peer_args)?;
     let ch_missing = ch["missing"].as_str().map(str::to_string);
-    report.push_str(&format!(
+    let mut report = format!(
         "\n### Queries on {} spans with content (the same Parquet files)\n\n| query | Lumen HTTP cold ms | Lumen HTTP hot ms | Lumen in-process hot ms | DuckDB cold ms | DuckDB hot ms | chDB cold ms | chDB hot ms | Lumen HTTP / DuckDB (hot) | Lumen HTTP / chDB (hot) |\n|---|---|---|---|---|---|---|---|---|---|\n",
-        args.spans
-    ));
+        spans
+    );
     let hot_of = |peer: &serde_json::Value, i: usize| {
         median(
             peer["hot"][i]
@@ -733,21 +1008,6 @@ async fn run(args: &RunArgs) -> anyhow::Result<String> {
     ));
     if let Some(why) = ch_missing {
         report.push_str(&format!("\nchDB was not measured: {why}.\n"));
-    }
-
-    // 4: freshness.
-    let (p50, p99) = freshness(args, &work.join("lumen-fresh")).await?;
-    report.push_str(&format!(
-        "\n### Freshness: ingest 200 → visible to SQL\n\n| p50 ms | p99 ms |\n|---|---|\n| {p50:.2} | {p99:.2} |\n"
-    ));
-    // The capture policy on ingest, and the redaction engine it (and the sensor's default mode) runs.
-    report.push_str(&policy_bench(args, &work).await?);
-    report.push_str(&redaction_bench(args, &work)?);
-
-    // 5: the eBPF sensor (its own script: a TLS workload in Python on the system's libssl).
-    if !args.no_sensor {
-        report.push('\n');
-        report.push_str(&sensor_bench(args)?);
     }
     Ok(report)
 }

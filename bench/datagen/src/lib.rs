@@ -187,6 +187,7 @@ fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
     median * (sigma * normal(rng)).exp()
 }
 
+#[derive(Clone, Debug)]
 pub struct Options {
     pub spans: u64,
     pub seed: u64,
